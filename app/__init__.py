@@ -1,0 +1,98 @@
+"""Tether's Flask application factory."""
+
+import logging
+import secrets
+
+from flask import Flask
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_socketio import SocketIO
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from config import BASE_DIR, INSTANCE_DIR, Config, development_secret_key
+
+db = SQLAlchemy()
+migrate = Migrate(directory=str(BASE_DIR / "migrations"), render_as_batch=True)
+login = LoginManager()
+login.login_view = "auth.login"
+csrf = CSRFProtect()
+socketio = SocketIO()
+
+# Identifies this server process in shared presence state (scale-out).
+SERVER_ID = secrets.token_hex(8)
+
+
+def create_app(config_class=Config, async_mode="threading"):
+    """Build the app. `flask run` uses threading; `python wsgi.py` passes eventlet or gevent."""
+    app = Flask(
+        __name__,
+        instance_path=str(INSTANCE_DIR),
+        template_folder=str(BASE_DIR / "templates"),
+        static_folder=str(BASE_DIR / "static"),
+    )
+    app.config.from_object(config_class)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = development_secret_key()
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    if app.config["PROXY_COUNT"]:
+        count = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    db.init_app(app)
+    migrate.init_app(app, db)
+    login.init_app(app)
+    csrf.init_app(app)
+    _init_socketio(app, async_mode)
+
+    from app import auth, cli, main, security
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(main.bp)
+    cli.register(app)
+    security.init_app(app)
+
+    if app.config["AUTO_MIGRATE"]:
+        with app.app_context():
+            _create_tables()
+    return app
+
+
+def _init_socketio(app, async_mode):
+    from app.delivery import make_client_manager
+    from app.sockets import register_namespaces
+
+    socketio.init_app(
+        app,
+        async_mode=async_mode,
+        client_manager=make_client_manager(app),
+        cors_allowed_origins=_allowed_origins(app),
+        max_http_buffer_size=app.config["MAX_MESSAGE_BYTES"],
+        # Each browser subscribes with afterSeq; nothing relies on long-polling
+        # stickiness, so the socket can go straight to WebSocket.
+        ping_interval=10,
+        ping_timeout=10,
+    )
+    register_namespaces(socketio, app)
+
+
+def _allowed_origins(app):
+    """Same origin always, plus TETHER_CORS_ORIGINS; anything else is refused at connect."""
+    extra = set(app.config["CORS_ORIGINS"])
+
+    def allowed(origin, environ):
+        host = environ.get("HTTP_X_FORWARDED_HOST") if app.config["PROXY_COUNT"] else None
+        host = host or environ.get("HTTP_HOST", "")
+        own = {f"http://{host}", f"https://{host}"}
+        return origin in own or origin in extra
+
+    return allowed
+
+
+def _create_tables():
+    """Bring the schema up to date (creates every table on first start)."""
+    from flask_migrate import upgrade
+
+    upgrade(directory=migrate.directory)

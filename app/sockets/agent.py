@@ -1,0 +1,103 @@
+"""/agent: agent processes, authenticated by their token."""
+
+from dataclasses import dataclass, field
+
+from flask import current_app, request
+from flask_socketio import ConnectionRefusedError, Namespace, join_room
+
+from app import db, presence, relay
+from app.limits import TokenBucket
+from app.models import Agent, hash_token
+from app.sockets import inbound, start_background_work
+from protocol import AGENT_NAMESPACE, PROTOCOL_VERSION, Events
+
+
+@dataclass
+class AgentSocket:
+    agent_id: str
+    bucket: TokenBucket = field(repr=False)
+    # command id -> session id, for commands this agent may write to: one query
+    # per command, not one per chunk.
+    commands: dict = field(default_factory=dict)
+
+    def check_command(self, message):
+        command_id = message["commandId"]
+        if self.commands.get(command_id) != message["sessionId"]:
+            self.commands[command_id] = relay.agent_command_owner(
+                self.agent_id, command_id, message["sessionId"]
+            )
+
+
+class AgentNamespace(Namespace):
+    def __init__(self):
+        super().__init__(AGENT_NAMESPACE)
+        self.sockets = {}
+
+    def state(self, sid):
+        return self.sockets[sid]
+
+    def on_connect(self, auth=None):
+        """Accept a valid, unrevoked token speaking our protocol version."""
+        agent = _authenticate(auth)
+        start_background_work()
+        # Agents stream far more than people type: a looser bucket than browsers'.
+        config = current_app.config
+        bucket = TokenBucket(config["RATE_LIMIT_PER_SECOND"] * 50, config["RATE_LIMIT_BURST"] * 50)
+        self.sockets[request.sid] = AgentSocket(agent.id, bucket)
+        join_room(f"agent:{agent.id}")
+        presence.agent_connected(agent, request.sid, auth)
+
+    def on_disconnect(self, reason=None):
+        socket = self.sockets.pop(request.sid, None)
+        if socket:
+            presence.agent_disconnected(socket.agent_id, request.sid)
+
+    @inbound("server", Events.COMMAND_RESPONSE)
+    def on_command_response(self, socket, message):
+        """Store a chunk of a command's output and fan it out."""
+        socket.check_command(message)
+        return relay.store_response(message)
+
+    @inbound("server", Events.PERMISSION_REQUEST)
+    def on_permission_request(self, socket, message):
+        """Ask the session's browsers whether a tool may run."""
+        socket.check_command(message)
+        return relay.permission_request(message)
+
+    @inbound("server", Events.AGENT_HEARTBEAT)
+    def on_agent_heartbeat(self, socket, message):
+        """Reconcile what the agent runs with what the server thinks it runs."""
+        return relay.heartbeat(socket.agent_id, message)
+
+
+def _authenticate(auth):
+    if not isinstance(auth, dict) or not isinstance(auth.get("token"), str):
+        raise ConnectionRefusedError({"code": "unauthorized", "message": "no token given"})
+    version = auth.get("protocolVersion")
+    if version != PROTOCOL_VERSION:
+        raise ConnectionRefusedError(
+            {
+                "code": "invalid_message",
+                "message": f"protocol version {version!r} is not supported; "
+                f"this server speaks {PROTOCOL_VERSION}",
+            }
+        )
+    agent = db.session.scalar(db.select(Agent).filter_by(token_hash=hash_token(auth["token"])))
+    if agent is None or not agent.usable():
+        raise ConnectionRefusedError({"code": "unauthorized", "message": "unknown, revoked or expired token"})
+    _check_auth_fields(auth)
+    return agent
+
+
+def _check_auth_fields(auth):
+    for key, limit in (("name", 64), ("hostname", 255)):
+        value = auth.get(key)
+        if value is not None and not (isinstance(value, str) and len(value) <= limit):
+            raise ConnectionRefusedError({"code": "invalid_message", "message": f"bad auth.{key}"})
+    roots = auth.get("roots", [])
+    if (
+        not isinstance(roots, list)
+        or len(roots) > 64
+        or not all(isinstance(root, str) and len(root) <= 4096 for root in roots)
+    ):
+        raise ConnectionRefusedError({"code": "invalid_message", "message": "bad auth.roots"})

@@ -1,0 +1,224 @@
+"""Storing streamed chunks with group commit, and reading them back by seq.
+
+Agents send one chunk per command at a time and wait for the acknowledgement,
+which the server gives once the chunk is stored. A single writer task per
+process gathers the chunks that arrive within a few milliseconds, from every
+command, and stores them in one transaction: a handful of statements per batch,
+never one commit per delta.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import insert, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from app import db
+from app.models import ChatSession, Chunk, Command, result_message, utcnow
+from protocol import WEB_NAMESPACE, Events
+
+log = logging.getLogger("tether.storage")
+
+# A command's final state from its final error code.
+FINAL_STATE_BY_ERROR = {None: "done", "interrupted": "stopped"}
+
+
+@dataclass
+class ChunkIn:
+    """One chunk to store: from an agent (agent_seq set) or made by the server (agent_seq None)."""
+
+    command_id: str
+    agent_seq: int | None
+    data: str = ""
+    is_complete: bool = False
+    event: dict | None = None
+    error: dict | None = None
+    outcome: str | None = None  # stored | duplicate | ignored | out_of_order | failed
+    done: object = field(default=None, repr=False)
+
+
+def stored_results(session_id, after_seq, upto_seq=None, limit=500):
+    """Stored results of a session with seq > after_seq (and <= upto_seq), plus its last seq."""
+    query = db.select(Chunk).filter(Chunk.session_id == session_id, Chunk.seq > after_seq)
+    if upto_seq is not None:
+        query = query.filter(Chunk.seq <= upto_seq)
+    chunks = db.session.scalars(query.order_by(Chunk.seq).limit(limit)).all()
+    last_seq = db.session.scalar(db.select(ChatSession.last_seq).filter_by(id=session_id)) or 0
+    db.session.rollback()  # end the read transaction: later reads must see new commits
+    return [chunk.to_wire() for chunk in chunks], last_seq
+
+
+class ChunkWriter:
+    """The process's single writer: batches chunks, stores them, then fans them out."""
+
+    def __init__(self, app, socketio):
+        self.app = app
+        self.socketio = socketio
+        self.queue = None
+        self.started = False
+
+    def start(self):
+        if not self.started:
+            self.started = True
+            self.queue = self.socketio.server.eio.create_queue()
+            self.socketio.start_background_task(self._run)
+
+    def store(self, chunk, timeout=15.0):
+        """Store one chunk and wait until it is committed. Returns its outcome."""
+        self.start()
+        chunk.done = self.socketio.server.eio.create_event()
+        self.queue.put(chunk)
+        if not chunk.done.wait(timeout):
+            return "failed"
+        return chunk.outcome
+
+    def store_nowait(self, chunk):
+        """Queue a server-made chunk (e.g. agent_lost) without waiting for it."""
+        self.start()
+        self.queue.put(chunk)
+
+    def _run(self):
+        while True:
+            batch = [self.queue.get()]
+            # Gather what arrives within the window: the cost of the commit is shared.
+            self.socketio.sleep(self.app.config["WRITE_BATCH_WINDOW"])
+            while len(batch) < self.app.config["WRITE_BATCH_MAX"] and not self.queue.empty():
+                batch.append(self.queue.get())
+            self._write_batch(batch)
+
+    def _write_batch(self, batch):
+        with self.app.app_context():
+            try:
+                results = write_chunks(batch)
+            except SQLAlchemyError:
+                db.session.rollback()
+                if len(batch) > 1:
+                    # Another process raced us on one command: retry one by one so
+                    # only the conflicting chunk fails (its agent sends it again).
+                    for chunk in batch:
+                        self._write_batch([chunk])
+                    return
+                log.exception("could not store a chunk of command %s", batch[0].command_id)
+                batch[0].outcome = "failed"
+                results = []
+            finally:
+                db.session.remove()
+        for message in results:
+            self.socketio.emit(
+                Events.COMMAND_RESULT,
+                message,
+                to=f"session:{message['sessionId']}",
+                namespace=WEB_NAMESPACE,
+            )
+        for chunk in batch:
+            if chunk.done is not None:
+                chunk.done.set()
+
+
+def write_chunks(batch):
+    """Store a batch in one transaction; returns the command_result messages stored, by seq."""
+    commands = {
+        c.id: c
+        for c in db.session.scalars(
+            db.select(Command).filter(Command.id.in_({chunk.command_id for chunk in batch}))
+        )
+    }
+    accepted = [chunk for chunk in batch if _accept(chunk, commands.get(chunk.command_id))]
+    by_session = {}
+    for chunk in accepted:
+        by_session.setdefault(commands[chunk.command_id].session_id, []).append(chunk)
+    rows = []
+    for session_id, chunks in by_session.items():
+        rows.extend(_number(session_id, chunks))
+    if rows:
+        db.session.execute(insert(Chunk), rows)
+    db.session.commit()
+    for chunk in accepted:
+        chunk.outcome = "stored"
+    return [
+        result_message(
+            r["session_id"],
+            r["command_id"],
+            r["seq"],
+            r["response"],
+            r["status"],
+            r["event"],
+            r["error"],
+        )
+        for r in rows
+    ]
+
+
+def _accept(chunk, command):
+    """Decide whether a chunk is new; duplicates and late chunks are acknowledged, not stored."""
+    if command is None:
+        chunk.outcome = "ignored"
+        return False
+    if not command.active:
+        chunk.outcome = "duplicate" if chunk.agent_seq else "ignored"
+        return False
+    if chunk.agent_seq is None:
+        _finish(command, chunk.error)
+        return True
+    if chunk.agent_seq <= command.last_agent_seq:
+        chunk.outcome = "duplicate"
+        return False
+    if chunk.agent_seq != command.last_agent_seq + 1:
+        chunk.outcome = "out_of_order"
+        return False
+    command.last_agent_seq = chunk.agent_seq
+    # A later chunk of the same command in this batch must follow this one.
+    if chunk.is_complete or chunk.error:
+        _finish(command, chunk.error)
+    elif command.state in ("queued", "sent"):
+        command.state = "running"
+    return True
+
+
+def _finish(command, error):
+    code = (error or {}).get("code")
+    command.state = FINAL_STATE_BY_ERROR.get(code, "failed")
+    command.error_code = code
+    command.error_message = (error or {}).get("message")
+    command.finished_at = utcnow()
+
+
+def _number(session_id, chunks):
+    """Take len(chunks) seqs from the session atomically and build the rows."""
+    last = db.session.execute(
+        update(ChatSession)
+        .where(ChatSession.id == session_id)
+        .values(last_seq=ChatSession.last_seq + len(chunks), updated_at=utcnow())
+        .returning(ChatSession.last_seq)
+    ).scalar_one()
+    first = last - len(chunks) + 1
+    rows = []
+    for seq, chunk in enumerate(chunks, start=first):
+        _remember_claude_session(session_id, chunk.event)
+        final = chunk.is_complete or chunk.error is not None or chunk.agent_seq is None
+        status = ("error" if chunk.error else "complete") if final else "streaming"
+        rows.append(
+            {
+                "session_id": session_id,
+                "seq": seq,
+                "command_id": chunk.command_id,
+                "response": chunk.data,
+                "status": status,
+                "event": chunk.event,
+                "error": chunk.error,
+                "created_at": utcnow(),
+            }
+        )
+    return rows
+
+
+def _remember_claude_session(session_id, event):
+    """Claude Code's own session id (from its init message) is what a later resume needs."""
+    if event and event.get("type") == "system" and event.get("subtype") == "init":
+        claude_id = event.get("session_id")
+        if isinstance(claude_id, str) and claude_id:
+            db.session.execute(
+                update(ChatSession)
+                .where(ChatSession.id == session_id)
+                .values(claude_session_id=claude_id[:64])
+            )

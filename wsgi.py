@@ -1,0 +1,42 @@
+"""Production entry point: `python wsgi.py` serves Tether under eventlet or gevent.
+
+`flask --app wsgi run` imports this module too; it then gets the development
+server (threading, WebSocket through simple-websocket) and no monkey-patching.
+"""
+
+import os
+
+if __name__ == "__main__":
+    # Monkey-patching must come before anything else imports socket or threading.
+    ASYNC_MODE = os.environ.get("TETHER_ASYNC_MODE", "gevent")
+    if ASYNC_MODE == "eventlet":
+        import eventlet
+
+        eventlet.monkey_patch()
+    elif ASYNC_MODE == "gevent":
+        from gevent import monkey
+
+        monkey.patch_all()
+    else:
+        raise SystemExit(f"TETHER_ASYNC_MODE must be eventlet or gevent, not {ASYNC_MODE!r}")
+
+from app import create_app, socketio  # noqa: E402
+from config import ProductionConfig  # noqa: E402
+
+
+def main():
+    try:
+        ProductionConfig.check()
+    except RuntimeError as error:
+        raise SystemExit(f"error: {error}") from None
+    app = create_app(ProductionConfig, async_mode=ASYNC_MODE)
+    host = os.environ.get("TETHER_HOST", "127.0.0.1")
+    port = int(os.environ.get("TETHER_PORT", "5000"))
+    print(f"Tether serving on http://{host}:{port} ({ASYNC_MODE})", flush=True)
+    socketio.run(app, host=host, port=port, log_output=False)
+
+
+if __name__ == "__main__":
+    main()
+else:
+    app = create_app()
