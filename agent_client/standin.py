@@ -326,9 +326,7 @@ def _prompt_texts(message: dict[str, Any]) -> list[str]:
         return []
     texts = (block.get("text") or "" for block in _blocks(message) if block.get("type") == "text")
     return [
-        text
-        for text in texts
-        if text.strip() and not text.lstrip().startswith((_REMINDER, _INTERRUPTED))
+        text for text in texts if text.strip() and not text.lstrip().startswith((_REMINDER, _INTERRUPTED))
     ]
 
 
@@ -503,9 +501,7 @@ def _message_start(model: str) -> dict[str, Any]:
     }
 
 
-def _stream_text(
-    out: _EventWriter, index: int, pieces: list[TextPiece], stopping: threading.Event
-) -> int:
+def _stream_text(out: _EventWriter, index: int, pieces: list[TextPiece], stopping: threading.Event) -> int:
     block = {"type": "text", "text": ""}
     out.event(
         "content_block_start",
@@ -571,7 +567,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path.rstrip("/")
         if path == "/v1/messages":
             self.server.owner._record(body)
-            self._answer_messages(body)
+            if isinstance(body.get("messages"), list) and body["messages"]:
+                self._answer_messages(body)
+            else:
+                self._send_json(400, error_body(400, "messages: at least one message is required"))
         elif path == "/v1/messages/count_tokens":
             self._send_json(200, {"input_tokens": max(1, len(json.dumps(body)) // 4)})
         else:
@@ -597,7 +596,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:
-            body = json.loads(raw or b"{}")
+            body = json.loads(raw)
         except ValueError:
             body = None
         if not isinstance(body, dict):

@@ -72,19 +72,16 @@ class AgentNamespace(Namespace):
 
 def _authenticate(auth):
     if not isinstance(auth, dict) or not isinstance(auth.get("token"), str):
-        raise ConnectionRefusedError({"code": "unauthorized", "message": "no token given"})
+        raise ConnectionRefusedError("no token given", {"code": "unauthorized"})
     version = auth.get("protocolVersion")
     if version != PROTOCOL_VERSION:
         raise ConnectionRefusedError(
-            {
-                "code": "invalid_message",
-                "message": f"protocol version {version!r} is not supported; "
-                f"this server speaks {PROTOCOL_VERSION}",
-            }
+            f"protocol version {version!r} is not supported; this server speaks {PROTOCOL_VERSION}",
+            {"code": "protocol_mismatch"},
         )
     agent = db.session.scalar(db.select(Agent).filter_by(token_hash=hash_token(auth["token"])))
     if agent is None or not agent.usable():
-        raise ConnectionRefusedError({"code": "unauthorized", "message": "unknown, revoked or expired token"})
+        raise ConnectionRefusedError("unknown, revoked or expired token", {"code": "unauthorized"})
     _check_auth_fields(auth)
     return agent
 
@@ -93,11 +90,11 @@ def _check_auth_fields(auth):
     for key, limit in (("name", 64), ("hostname", 255)):
         value = auth.get(key)
         if value is not None and not (isinstance(value, str) and len(value) <= limit):
-            raise ConnectionRefusedError({"code": "invalid_message", "message": f"bad auth.{key}"})
+            raise ConnectionRefusedError(f"bad auth.{key}", {"code": "invalid_message"})
     roots = auth.get("roots", [])
     if (
         not isinstance(roots, list)
         or len(roots) > 64
         or not all(isinstance(root, str) and len(root) <= 4096 for root in roots)
     ):
-        raise ConnectionRefusedError({"code": "invalid_message", "message": "bad auth.roots"})
+        raise ConnectionRefusedError("bad auth.roots", {"code": "invalid_message"})

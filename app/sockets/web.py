@@ -29,7 +29,7 @@ class WebNamespace(Namespace):
     def on_connect(self, auth=None):
         """Accept only a logged-in session; tell it where its agents stand."""
         if not current_user.is_authenticated:
-            raise ConnectionRefusedError({"code": "unauthorized", "message": "log in first"})
+            raise ConnectionRefusedError("log in first", {"code": "unauthorized"})
         start_background_work()
         self.sockets[request.sid] = BrowserSocket(current_user.id, new_bucket())
         join_room(f"user:{current_user.id}")

@@ -1,0 +1,252 @@
+"""The agent's Socket.IO client: commands in, Claude Code output out.
+
+The Socket.IO thread never blocks: each command runs in the session's worker
+thread (agent_client.claude_runner), output goes through the Outbox, and the
+handlers here only validate, hand over and acknowledge.
+"""
+
+import contextlib
+import logging
+import socket
+import threading
+
+import socketio
+
+from agent_client.claude_runner import RunRequest, SessionBusy
+from agent_client.outbox import Outbox
+from agent_client.workdirs import WorkdirRefused, resolve_workdir
+from protocol import AGENT_NAMESPACE, PROTOCOL_VERSION, Events, ProtocolError, error_reply, load, ok_reply
+
+log = logging.getLogger("tether.agent")
+HEARTBEAT_INTERVAL = 10.0
+
+
+class FatalConnectError(RuntimeError):
+    """The server refused us for a reason that retrying cannot fix (bad token, old protocol)."""
+
+
+class AgentClient:
+    """Connects to a Tether server as one agent and runs the commands it is sent."""
+
+    def __init__(
+        self,
+        server_url,
+        token,
+        *,
+        name=None,
+        roots=(),
+        runner_factory,
+        state_dir=None,
+        demo=False,
+        coalesce_window=0.005,
+    ):
+        """`runner_factory(sink)` builds the SessionManager that runs Claude Code."""
+        self.server_url = server_url.rstrip("/")
+        self.token = token
+        self.name = name or socket.gethostname()
+        self.roots = list(roots)
+        self.demo = demo
+        self.sio = socketio.Client(
+            reconnection=True,
+            reconnection_attempts=0,  # for ever
+            reconnection_delay=0.5,
+            reconnection_delay_max=15,
+            randomization_factor=0.5,
+        )
+        self.outbox = Outbox(self._send_chunk, window=coalesce_window, state_dir=state_dir)
+        self.runner = runner_factory(self)
+        self._pending_permissions = {}  # request id -> permission_request payload
+        self._lock = threading.Lock()
+        self._fatal = None
+        self._stopped = threading.Event()
+        self._register_handlers()
+
+    # -- Sink interface, called by the runner's worker threads ----------------
+
+    def text(self, session_id, command_id, text):
+        self.outbox.text(session_id, command_id, text)
+
+    def event(self, session_id, command_id, event):
+        self.outbox.event(session_id, command_id, event)
+
+    def finish(self, session_id, command_id, error):
+        outcome = error["code"] if error else "done"
+        log.info("command %s finished: %s", command_id, outcome)
+        self.outbox.finish(session_id, command_id, error)
+
+    def permission(self, session_id, command_id, request_id, tool_name, tool_input):
+        payload = {
+            "type": Events.PERMISSION_REQUEST,
+            "sessionId": session_id,
+            "commandId": command_id,
+            "requestId": request_id,
+            "toolName": tool_name,
+            "input": tool_input,
+        }
+        with self._lock:
+            self._pending_permissions[request_id] = payload
+        self._ask(payload)
+
+    # -- connection --------------------------------------------------------------
+
+    def run(self):
+        """Connect (retrying while the server is unreachable) and serve until stopped."""
+        self.outbox.recover()
+        delay = 0.5
+        while not self._stopped.is_set():
+            try:
+                self._connect()
+                break
+            except FatalConnectError:
+                raise
+            except socketio.exceptions.ConnectionError as error:
+                if self._fatal:
+                    raise FatalConnectError(self._fatal) from None
+                log.warning("cannot reach %s (%s); retrying in %.0f s", self.server_url, error, delay)
+                self._stopped.wait(delay)
+                delay = min(delay * 2, 15)
+        threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True).start()
+        while not self._stopped.is_set():
+            self._stopped.wait(0.5)
+            if self._fatal:
+                raise FatalConnectError(self._fatal)
+
+    def stop(self):
+        self._stopped.set()
+        self.runner.close()
+        self.outbox.close()
+        self.sio.disconnect()
+
+    def _connect(self):
+        self.sio.connect(
+            self.server_url,
+            namespaces=[AGENT_NAMESPACE],
+            auth=self._auth,
+            transports=["websocket"],
+            wait_timeout=10,
+        )
+
+    def _auth(self):
+        return {
+            "token": self.token,
+            "protocolVersion": PROTOCOL_VERSION,
+            "name": self.name,
+            "hostname": socket.gethostname(),
+            "roots": self.roots,
+            "demo": self.demo,
+        }
+
+    def _register_handlers(self):
+        on = self.sio.on
+        on("connect", self._on_connect, namespace=AGENT_NAMESPACE)
+        on("disconnect", self._on_disconnect, namespace=AGENT_NAMESPACE)
+        on("connect_error", self._on_connect_error, namespace=AGENT_NAMESPACE)
+        on(Events.AGENT_COMMAND, self._on_agent_command, namespace=AGENT_NAMESPACE)
+        on(Events.CANCEL_COMMAND, self._on_cancel_command, namespace=AGENT_NAMESPACE)
+        on(Events.PERMISSION_RESPONSE, self._on_permission_response, namespace=AGENT_NAMESPACE)
+
+    def _on_connect(self):
+        log.info("connected to %s as %s", self.server_url, self.name)
+        self.outbox.online()
+        with self._lock:
+            pending = list(self._pending_permissions.values())
+        for payload in pending:  # still waiting for an answer: ask the server again
+            self._ask(payload)
+        self._send_heartbeat()
+
+    def _on_disconnect(self, reason=None):
+        log.warning("disconnected from the server (%s); reconnecting", reason)
+        self.outbox.offline()
+
+    def _on_connect_error(self, data=None):
+        # The server refuses with {"message": ..., "data": {"code": ...}}.
+        details = data if isinstance(data, dict) else {"message": str(data)}
+        code = (details.get("data") or {}).get("code") if isinstance(details.get("data"), dict) else None
+        message = details.get("message")
+        if code in ("unauthorized", "protocol_mismatch", "invalid_message"):
+            self._fatal = f"the server refused this agent: {message}"
+            log.error(self._fatal)
+            self._stopped.set()
+        else:
+            log.warning("connection failed: %s", message)
+
+    # -- server -> agent -----------------------------------------------------------
+
+    def _on_agent_command(self, payload):
+        try:
+            message = load("agent", Events.AGENT_COMMAND, payload)
+            options = message["options"]
+            cwd = resolve_workdir(options["workingDirectory"], self.roots)
+            self.runner.run(self._request(message, cwd))
+        except ProtocolError as error:
+            return error_reply(error.code, error.message, error.fields)
+        except WorkdirRefused as error:
+            return error_reply("forbidden", str(error))
+        except SessionBusy as error:
+            return error_reply("session_busy", str(error))
+        except Exception as error:  # never let a handler die
+            log.exception("could not start command")
+            return error_reply("internal", str(error))
+        log.info("command %s: running in %s", message["commandId"], cwd)
+        return ok_reply()
+
+    def _request(self, message, cwd):
+        options = message["options"]
+        return RunRequest(
+            session_id=message["sessionId"],
+            command_id=message["commandId"],
+            prompt=message["command"],
+            cwd=cwd,
+            resume=options.get("resume"),
+            permission_mode=options.get("permissionMode"),
+            model=options.get("model"),
+        )
+
+    def _on_cancel_command(self, payload):
+        try:
+            message = load("agent", Events.CANCEL_COMMAND, payload)
+        except ProtocolError as error:
+            return error_reply(error.code, error.message, error.fields)
+        cancelled = self.runner.cancel(message["sessionId"])
+        return ok_reply(cancelled=cancelled)
+
+    def _on_permission_response(self, payload):
+        try:
+            message = load("agent", Events.PERMISSION_RESPONSE, payload)
+        except ProtocolError as error:
+            return error_reply(error.code, error.message, error.fields)
+        self._answer(message["sessionId"], message["requestId"], message["decision"], message.get("message"))
+        return ok_reply()
+
+    def _answer(self, session_id, request_id, decision, message=None):
+        with self._lock:
+            self._pending_permissions.pop(request_id, None)
+        self.runner.answer_permission(session_id, request_id, decision, message)
+
+    # -- agent -> server -------------------------------------------------------------
+
+    def _send_chunk(self, chunk, on_ack):
+        self.sio.emit(Events.COMMAND_RESPONSE, chunk, namespace=AGENT_NAMESPACE, callback=on_ack)
+
+    def _ask(self, payload):
+        def answered(reply=None):
+            # Answered while we were away: the server hands us the stored decision.
+            if isinstance(reply, dict) and reply.get("ok") and reply.get("decision"):
+                self._answer(
+                    payload["sessionId"], payload["requestId"], reply["decision"], reply.get("message")
+                )
+
+        # Not connected: it is asked again on reconnect.
+        with contextlib.suppress(socketio.exceptions.BadNamespaceError):
+            self.sio.emit(Events.PERMISSION_REQUEST, payload, namespace=AGENT_NAMESPACE, callback=answered)
+
+    def _send_heartbeat(self):
+        running = sorted(set(self.runner.running()) | set(self.outbox.pending_commands()))
+        payload = {"type": Events.AGENT_HEARTBEAT, "running": running}
+        with contextlib.suppress(socketio.exceptions.BadNamespaceError):
+            self.sio.emit(Events.AGENT_HEARTBEAT, payload, namespace=AGENT_NAMESPACE)
+
+    def _heartbeat_loop(self):
+        while not self._stopped.wait(HEARTBEAT_INTERVAL):
+            if self.sio.connected:
+                self._send_heartbeat()

@@ -1,0 +1,263 @@
+"""The agent's outbox: coalesced, acknowledged, resendable output per command.
+
+Claude Code can emit about 20,000 text deltas a second; one Socket.IO socket
+carries about 6,000 messages a second. So deltas are never sent one by one:
+each command has at most one chunk in flight, and everything that arrives while
+it is in flight (or within `window` seconds of the first delta) rides in the
+next chunk. A slow link therefore gets fewer, bigger chunks instead of a queue.
+
+Every chunk waits for the server's acknowledgement. Unacknowledged chunks are
+kept in memory and appended to a file per command in the state directory, and
+are sent again after a reconnect (the server ignores a (commandId, seq) it has).
+A chunk file left over from a previous run of the agent is replayed at start,
+closed with an `agent_lost` error if its command never finished.
+"""
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+log = logging.getLogger("tether.agent")
+
+ACK_TIMEOUT = 30.0
+RETRY_DELAY = 1.0
+
+
+@dataclass
+class Stream:
+    """One command's output on its way to the server."""
+
+    session_id: str
+    command_id: str
+    next_seq: int = 1
+    text: list = field(default_factory=list)
+    text_since: float | None = None
+    sealed: deque = field(default_factory=deque)  # chunks built, not yet acknowledged
+    in_flight: dict | None = None
+    sent_at: float = 0.0
+    retry_at: float = 0.0
+    finished: bool = False
+
+    def buffered_chars(self):
+        return sum(len(part) for part in self.text) + sum(len(c["data"]) for c in self.sealed)
+
+
+class Outbox:
+    def __init__(
+        self, send, *, window=0.005, state_dir=None, max_chunk_chars=64_000, max_buffered_chars=16_000_000
+    ):
+        """`send(chunk, on_ack)` emits a command_response; `on_ack(reply)` is called with the ack."""
+        self._send = send
+        self.window = window
+        self.max_chunk_chars = max_chunk_chars
+        self.max_buffered_chars = max_buffered_chars
+        self.state_dir = state_dir
+        self._streams = {}
+        self._online = False
+        self._cond = threading.Condition()
+        self._closed = False
+        if state_dir:
+            os.makedirs(state_dir, exist_ok=True)
+        self._thread = threading.Thread(target=self._pump, name="outbox", daemon=True)
+        self._thread.start()
+
+    # -- producers (worker threads) -----------------------------------------
+
+    def text(self, session_id, command_id, text):
+        """Queue a text delta; blocks while too much output waits for the server."""
+        if not text:
+            return
+        with self._cond:
+            stream = self._stream(session_id, command_id)
+            while self._buffered() > self.max_buffered_chars and not self._closed:
+                self._cond.wait(1.0)  # back-pressure: Claude Code waits, memory stays bounded
+            if stream.text_since is None:
+                stream.text_since = time.monotonic()
+            stream.text.append(text)
+            if sum(len(part) for part in stream.text) >= self.max_chunk_chars:
+                self._seal(stream)
+            self._cond.notify_all()
+
+    def event(self, session_id, command_id, event):
+        """Queue a structured event; it closes the chunk holding the text before it."""
+        with self._cond:
+            self._seal(self._stream(session_id, command_id), event=event)
+            self._cond.notify_all()
+
+    def finish(self, session_id, command_id, error=None):
+        """The command's last chunk: complete, or failed with `error`."""
+        with self._cond:
+            stream = self._stream(session_id, command_id)
+            self._seal(stream, complete=True, error=error)
+            stream.finished = True
+            self._cond.notify_all()
+
+    # -- transport ------------------------------------------------------------
+
+    def online(self):
+        """The socket is (re)connected: send everything unacknowledged again."""
+        with self._cond:
+            self._online = True
+            for stream in self._streams.values():
+                stream.in_flight = None
+            self._cond.notify_all()
+
+    def offline(self):
+        with self._cond:
+            self._online = False
+
+    def pending_commands(self):
+        """Commands with output the server has not acknowledged yet."""
+        with self._cond:
+            return list(self._streams)
+
+    def idle(self):
+        with self._cond:
+            return not self._streams
+
+    def close(self):
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def recover(self):
+        """Replay chunk files left by a previous run of this agent."""
+        if not self.state_dir:
+            return
+        for name in sorted(os.listdir(self.state_dir)):
+            if name.endswith(".jsonl"):
+                self._recover_file(os.path.join(self.state_dir, name))
+
+    # -- internals -------------------------------------------------------------
+
+    def _stream(self, session_id, command_id):
+        stream = self._streams.get(command_id)
+        if stream is None:
+            stream = self._streams[command_id] = Stream(session_id, command_id)
+        return stream
+
+    def _buffered(self):
+        return sum(stream.buffered_chars() for stream in self._streams.values())
+
+    def _seal(self, stream, event=None, complete=False, error=None):
+        """Turn the buffered text (plus an event or the end) into the next chunk."""
+        chunk = {
+            "type": "command_response",
+            "sessionId": stream.session_id,
+            "commandId": stream.command_id,
+            "seq": stream.next_seq,
+            "data": "".join(stream.text),
+            "isComplete": complete,
+        }
+        if event is not None:
+            chunk["event"] = event
+        if error is not None:
+            chunk["error"] = error
+        stream.next_seq += 1
+        stream.text = []
+        stream.text_since = None
+        stream.sealed.append(chunk)
+        self._persist(chunk)
+
+    def _pump(self):
+        """The one thread that sends: picks each stream's next chunk when it may go."""
+        with self._cond:
+            while not self._closed:
+                wait = self._send_ready(time.monotonic())
+                self._cond.wait(wait)
+
+    def _send_ready(self, now):
+        """Send what may go now; returns how long to sleep until something might."""
+        wait = 1.0
+        if not self._online:
+            return wait
+        for stream in list(self._streams.values()):
+            if stream.in_flight is not None:
+                if now - stream.sent_at < ACK_TIMEOUT:
+                    continue
+                stream.in_flight = None  # the ack never came: send the chunk again
+            if now < stream.retry_at:
+                wait = min(wait, stream.retry_at - now)
+                continue
+            if not stream.sealed and stream.text:
+                due = stream.text_since + self.window
+                if now < due:
+                    wait = min(wait, due - now)
+                    continue
+                self._seal(stream)
+            if stream.sealed:
+                self._transmit(stream, stream.sealed[0], now)
+        return max(wait, 0.0005)
+
+    def _transmit(self, stream, chunk, now):
+        stream.in_flight = chunk
+        stream.sent_at = now
+
+        def on_ack(reply=None):
+            with self._cond:
+                self._acknowledged(stream, chunk, reply)
+                self._cond.notify_all()
+
+        try:
+            self._send(chunk, on_ack)
+        except Exception as error:  # the socket dropped between checks; retry later
+            log.debug("send failed: %s", error)
+            stream.in_flight = None
+            stream.retry_at = now + RETRY_DELAY
+
+    def _acknowledged(self, stream, chunk, reply):
+        if stream.in_flight is not chunk:
+            return  # a stale ack for a chunk already resent
+        stream.in_flight = None
+        ok = isinstance(reply, dict) and reply.get("ok")
+        code = (reply or {}).get("error", {}).get("code") if isinstance(reply, dict) else None
+        if not ok and code in (None, "internal", "rate_limited"):
+            stream.retry_at = time.monotonic() + RETRY_DELAY  # the server may take it later
+            return
+        if not ok:
+            log.warning("server refused chunk %s of %s: %s", chunk["seq"], chunk["commandId"], reply)
+        stream.sealed.popleft()
+        if stream.finished and not stream.sealed and not stream.text:
+            del self._streams[stream.command_id]
+            self._forget(stream.command_id)
+
+    def _path(self, command_id):
+        return os.path.join(self.state_dir, f"{command_id}.jsonl")
+
+    def _persist(self, chunk):
+        if self.state_dir:
+            with open(self._path(chunk["commandId"]), "a", encoding="utf-8") as file:
+                file.write(json.dumps(chunk) + "\n")
+
+    def _forget(self, command_id):
+        if self.state_dir:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self._path(command_id))
+
+    def _recover_file(self, path):
+        chunks = []
+        with open(path, encoding="utf-8") as file:
+            for line in file:
+                try:
+                    chunks.append(json.loads(line))
+                except ValueError:
+                    break  # a torn last line from a crash mid-write
+        if not chunks:
+            os.remove(path)
+            return
+        first = chunks[0]
+        with self._cond:
+            stream = self._stream(first["sessionId"], first["commandId"])
+            stream.sealed.extend(chunks)
+            stream.next_seq = chunks[-1]["seq"] + 1
+            stream.finished = True
+            if not chunks[-1]["isComplete"]:
+                error = {"code": "agent_lost", "message": "The agent restarted during this command."}
+                self._seal(stream, complete=True, error=error)
+            self._cond.notify_all()
+        log.info("recovered %d unsent chunks of command %s", len(chunks), first["commandId"])

@@ -1,0 +1,32 @@
+"""Which working directories the agent may run Claude Code in."""
+
+import os
+
+
+class WorkdirRefused(ValueError):
+    pass
+
+
+def normalise_roots(roots):
+    """Resolve the --root directories (symlinks included) once, at start."""
+    resolved = []
+    for root in roots or [os.path.expanduser("~")]:
+        path = os.path.realpath(os.path.expanduser(root))
+        if not os.path.isdir(path):
+            raise WorkdirRefused(f"--root {root} is not a directory")
+        resolved.append(path)
+    return resolved
+
+
+def resolve_workdir(path, roots):
+    """The real path of `path` if it lies under one of `roots`; refused otherwise.
+
+    The check uses the real path, so a symlink inside a root that points
+    elsewhere is refused as well.
+    """
+    real = os.path.realpath(os.path.expanduser(path))
+    if not any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots):
+        raise WorkdirRefused(f"{path} is outside this agent's --root directories")
+    if not os.path.isdir(real):
+        raise WorkdirRefused(f"{path} is not a directory on this machine")
+    return real

@@ -1,0 +1,143 @@
+"""Fixtures: the app on a fresh database (SQLite, or PostgreSQL with TETHER_TEST_DB=postgresql),
+and a live system of real processes for integration tests."""
+
+import os
+import uuid
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+
+from app import create_app, db
+from app.accounts import create_agent, create_project, create_user
+from config import TestingConfig
+from tests.harness import AgentProcess, ServerProcess, WebClient
+
+pytest_plugins = ["tests.claude_fixtures"]
+
+PG_ADMIN_URL = os.environ.get("TETHER_TEST_PG_ADMIN", "postgresql://127.0.0.1:5432/test")
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    """A fresh, empty database for one test."""
+    if os.environ.get("TETHER_TEST_DB") != "postgresql":
+        yield f"sqlite:///{tmp_path / 'tether.sqlite3'}"
+        return
+    name = f"tether_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def app(database_url, tmp_path, monkeypatch):
+    from config import _database_url
+
+    monkeypatch.setenv("TETHER_DATABASE_URL", database_url)
+
+    class Config(TestingConfig):
+        SQLALCHEMY_DATABASE_URI = _database_url()
+
+    app = create_app(Config)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@dataclass
+class Seed:
+    username: str
+    password: str
+    user_id: int
+    agent_id: str
+    agent_name: str
+    token: str
+    project_id: str
+    project_path: str
+
+
+def make_seed(app, workdir, username="alice", agent_name="laptop"):
+    """A user with one agent and one project in `workdir`."""
+    with app.app_context():
+        user = create_user(username, PASSWORD)
+        agent, token = create_agent(user, agent_name)
+        project = create_project(user, agent, f"{username}-project", workdir)
+        return Seed(username, PASSWORD, user.id, agent.id, agent_name, token, project.id, workdir)
+
+
+@pytest.fixture
+def seed(app, tmp_path):
+    return make_seed(app, str(tmp_path))
+
+
+class LiveSystem:
+    """The real server process, plus agents and web clients started on demand."""
+
+    def __init__(self, app, database_url, workdir, claude_env):
+        self.app = app
+        self.database_url = database_url
+        self.workdir = workdir
+        self.claude_env = claude_env
+        self.server = ServerProcess(database_url, workdir)
+        self.processes = [self.server]
+        self.clients = []
+
+    @property
+    def url(self):
+        return self.server.url
+
+    def start(self):
+        self.server.start()
+        return self
+
+    def seed(self, username="alice", agent_name="laptop"):
+        path = os.path.join(self.workdir, f"{username}-{agent_name}")
+        os.makedirs(path, exist_ok=True)
+        return make_seed(self.app, path, username, agent_name)
+
+    def agent(self, seed, name=None, **kwargs):
+        process = AgentProcess(
+            self.url, seed.token, self.workdir, self.claude_env, name=name or seed.agent_name, **kwargs
+        )
+        self.processes.append(process)
+        return process.start()
+
+    def browser(self, seed):
+        client = WebClient(self.url, seed.username, seed.password).connect()
+        self.clients.append(client)
+        return client
+
+    def restart_server(self, kill=True):
+        port = self.server.port
+        self.server.kill() if kill else self.server.stop()
+        self.server = ServerProcess(self.database_url, self.workdir, port=port)
+        self.processes.append(self.server)
+        self.server.start()
+
+    def close(self):
+        for client in self.clients:
+            client.close()
+        for process in reversed(self.processes):
+            process.stop()
+
+
+@pytest.fixture
+def live(app, database_url, tmp_path, claude_env):
+    system = LiveSystem(app, database_url, str(tmp_path), claude_env).start()
+    yield system
+    system.close()

@@ -1,0 +1,239 @@
+"""Real processes for integration tests: the server, agents and logged-in web clients."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+import requests
+import socketio
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ASYNC_MODE = os.environ.get("TETHER_ASYNC_MODE", "gevent")
+WAIT = 30.0
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout=WAIT, message="condition"):
+    """Poll `predicate` until it is true; fail the test with `message` otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {message}")
+
+
+class Process:
+    """A child process with its output in a log file, ended by PID."""
+
+    def __init__(self, args, env, log_path):
+        self.args = args
+        self.env = env
+        self.log_path = log_path
+        self.proc = None
+
+    def start(self):
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            self.args, env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.log.close()
+
+    def kill(self):
+        self.stop(signal.SIGKILL)
+
+    def output(self):
+        with open(self.log_path, encoding="utf-8", errors="replace") as file:
+            return file.read()
+
+
+class ServerProcess(Process):
+    """`python wsgi.py` on a free loopback port."""
+
+    def __init__(self, database_url, workdir, port=None, async_mode=ASYNC_MODE, extra_env=None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ)
+        env.update(
+            TETHER_DATABASE_URL=database_url,
+            TETHER_SECRET_KEY="integration-secret",
+            TETHER_HOST="127.0.0.1",
+            TETHER_PORT=str(self.port),
+            TETHER_ASYNC_MODE=async_mode,
+            TETHER_INSTANCE_PATH=os.path.join(workdir, "instance"),
+            TETHER_PRESENCE_INTERVAL="0.5",
+            TETHER_PRESENCE_TIMEOUT="3",
+            TETHER_AGENT_LOST_GRACE="3",
+        )
+        env.update(extra_env or {})
+        log = os.path.join(workdir, f"server-{self.port}.log")
+        super().__init__([sys.executable, "wsgi.py"], env, log)
+
+    def start(self):
+        super().start()
+        wait_until(self._serving, message=f"server on {self.url}")
+        return self
+
+    def _serving(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"server exited:\n{self.output()}")
+        try:
+            return requests.get(self.url + "/login", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+
+class AgentProcess(Process):
+    """`python -m agent_client` against a server, running Claude Code against the stand-in."""
+
+    def __init__(self, server_url, token, workdir, claude_env, name="agent", roots=(), extra_args=()):
+        env = dict(os.environ)
+        env.update(claude_env)
+        self.state_dir = os.path.join(workdir, f"agent-state-{name}")
+        args = [
+            sys.executable,
+            "-m",
+            "agent_client",
+            "--server",
+            server_url,
+            "--token",
+            token,
+            "--name",
+            name,
+            "--state-dir",
+            self.state_dir,
+        ]
+        for root in roots or [workdir]:
+            args += ["--root", root]
+        super().__init__(args + list(extra_args), env, os.path.join(workdir, f"agent-{name}.log"))
+
+
+class WebClient:
+    """A logged-in browser stand-in: a requests session plus a Socket.IO client on /web."""
+
+    def __init__(self, server_url, username, password):
+        self.url = server_url
+        self.http = requests.Session()
+        self.login(username, password)
+        self.sio = socketio.Client(
+            http_session=self.http, reconnection=True, reconnection_delay=0.2, reconnection_delay_max=1
+        )
+        self.results = []  # every command_result received, in arrival order
+        self.permissions = []
+        self.statuses = []
+        self.events = []
+        self.cond = threading.Condition()
+        for name in ("command_result", "permission_request", "agent_status", "permission_resolved"):
+            self.sio.on(name, self._recorder(name), namespace="/web")
+
+    def login(self, username, password):
+        page = self.http.get(self.url + "/login")
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text) or re.search(
+            r'name="csrf_token" value="([^"]+)"', page.text
+        )
+        reply = self.http.post(
+            self.url + "/login",
+            data={"username": username, "password": password, "csrf_token": token.group(1)},
+            allow_redirects=False,
+        )
+        assert reply.status_code == 302, f"login failed: {reply.status_code}"
+
+    def connect(self):
+        self.sio.connect(self.url, namespaces=["/web"], transports=["websocket"], wait_timeout=10)
+        return self
+
+    def close(self):
+        self.sio.disconnect()
+
+    def _recorder(self, name):
+        def record(payload):
+            with self.cond:
+                self.events.append((name, payload))
+                {
+                    "command_result": self.results,
+                    "permission_request": self.permissions,
+                    "agent_status": self.statuses,
+                }.get(name, []).append(payload)
+                self.cond.notify_all()
+
+        return record
+
+    def call(self, event, payload, timeout=15):
+        return self.sio.call(event, {"type": event, **payload}, namespace="/web", timeout=timeout)
+
+    def run(self, project_id, command, session_id=None, **extra):
+        payload = {"projectId": project_id, "command": command, **extra}
+        if session_id:
+            payload["sessionId"] = session_id
+        reply = self.call("execute_command", payload)
+        assert reply["ok"], reply
+        return reply
+
+    def session_results(self, session_id):
+        with self.cond:
+            return [r for r in self.results if r["sessionId"] == session_id]
+
+    def wait_final(self, command_id, timeout=60):
+        """Wait for a command's complete or error result; returns that result."""
+
+        def final():
+            with self.cond:
+                for result in self.results:
+                    if result["commandId"] == command_id and result["status"] != "streaming":
+                        return result
+            return None
+
+        return wait_until(final, timeout, f"the end of command {command_id}")
+
+    def text_of(self, command_id):
+        with self.cond:
+            results = sorted(
+                (r for r in self.results if r["commandId"] == command_id), key=lambda r: r["seq"]
+            )
+        return "".join(r["response"] for r in results)
+
+    def agent_online(self, agent_id, online=True, timeout=WAIT):
+        def seen():
+            with self.cond:
+                states = [s["online"] for s in self.statuses if s["agentId"] == agent_id]
+            return states and states[-1] == online
+
+        return wait_until(seen, timeout, f"agent {agent_id} {'online' if online else 'offline'}")
+
+
+def assert_gapless(results):
+    """Seqs of a session's results, as received: 1..n with no gap and no duplicate."""
+    seqs = [r["seq"] for r in results]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"gap or duplicate in {seqs[:50]}..."
+
+
+def new_tempdir():
+    return tempfile.mkdtemp(prefix="tether-test-")
+
+
+def unique(prefix):
+    return f"{prefix}{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,319 @@
+"""The stand-in Messages API, spoken to directly over HTTP."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+from agent_client.standin import StandInModel, parse_script
+
+TOOLS = [{"name": "Bash", "input_schema": {"type": "object"}}]
+CWD_NOTE = "# Environment\n - Primary working directory: /srv/project\n"
+
+
+def make_body(*messages: dict, tools: list | None = None, **extra) -> dict:
+    """A Messages API request body in the shape Claude Code sends."""
+    body = {
+        "model": "claude-test",
+        "max_tokens": 1000,
+        "stream": True,
+        "system": [{"type": "text", "text": "You are Claude Code."}],
+        "tools": TOOLS if tools is None else tools,
+        "messages": list(messages),
+    }
+    body.update(extra)
+    return body
+
+
+def user(*texts: str) -> dict:
+    reminder = {"type": "text", "text": "<system-reminder>\nBe nice.\n</system-reminder>\n"}
+    return {"role": "user", "content": [reminder, *({"type": "text", "text": t} for t in texts)]}
+
+
+def request(url: str, method: str, path: str, body: dict | None = None):
+    """Send one request; returns (status, headers, raw body bytes)."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        payload = json.dumps(body).encode() if body is not None else None
+        conn.request(method, path, body=payload, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def stream(url: str, body: dict) -> list[tuple[str, dict]]:
+    """POST /v1/messages and parse the server-sent events."""
+    status, headers, raw = request(url, "POST", "/v1/messages?beta=true", body)
+    assert status == 200, raw
+    assert headers["Content-Type"] == "text/event-stream"
+    events = []
+    for chunk in raw.decode().split("\n\n"):
+        if not chunk.strip():
+            continue
+        lines = dict(line.split(": ", 1) for line in chunk.splitlines())
+        data = json.loads(lines["data"])
+        assert data["type"] == lines["event"]
+        events.append((lines["event"], data))
+    return events
+
+
+def text_of(events: list[tuple[str, dict]]) -> str:
+    return "".join(
+        d["delta"]["text"]
+        for name, d in events
+        if name == "content_block_delta" and d["delta"]["type"] == "text_delta"
+    )
+
+
+def tool_input_of(events: list[tuple[str, dict]]) -> dict:
+    raw = "".join(
+        d["delta"]["partial_json"]
+        for name, d in events
+        if name == "content_block_delta" and d["delta"]["type"] == "input_json_delta"
+    )
+    return json.loads(raw)
+
+
+def tool_block_of(events: list[tuple[str, dict]]) -> dict:
+    starts = [d["content_block"] for n, d in events if n == "content_block_start"]
+    return next(block for block in starts if block["type"] == "tool_use")
+
+
+def stop_reason(events: list[tuple[str, dict]]) -> str:
+    return next(d["delta"]["stop_reason"] for n, d in events if n == "message_delta")
+
+
+# --- the directive language --------------------------------------------------
+
+
+def test_script_without_directives_is_demo_mode():
+    assert parse_script("Hello, what can you do?") is None
+
+
+def test_say_keeps_text_and_continuation_lines_exactly():
+    (step,) = parse_script("say:  two spaces\n# Title\n\n- item  ")
+    assert step.kind == "say"
+    assert step.text == " two spaces\n# Title\n\n- item  "
+
+
+def test_malformed_directive_explains_itself():
+    (step,) = parse_script("deltas: many")
+    assert step.kind == "say"
+    assert "deltas" in step.text and "cannot read" in step.text
+
+
+# --- streaming ---------------------------------------------------------------------
+
+
+def test_say_streams_exact_text_in_small_deltas(standin):
+    text = "Hello **world** — ünïcödé ✓ 🎉\n\n```py\nprint('hi')\n```"
+    events = stream(standin.url, make_body(user("say: " + text)))
+    names = [name for name, _ in events]
+    assert names[0] == "message_start" and names[-2:] == ["message_delta", "message_stop"]
+    assert names[1] == "content_block_start" and names[-3] == "content_block_stop"
+    assert text_of(events) == text
+    assert names.count("content_block_delta") > 5
+    assert stop_reason(events) == "end_turn"
+    assert events[0][1]["message"]["model"] == "claude-test"
+
+
+def test_twenty_thousand_deltas_arrive_whole(standin):
+    events = stream(standin.url, make_body(user("deltas: 20000")))
+    deltas = [d for n, d in events if n == "content_block_delta"]
+    assert len(deltas) == 20000
+    assert text_of(events) == " ".join(f"w{i}" for i in range(20000))
+
+
+def test_slow_stream_is_paced(standin):
+    started = time.monotonic()
+    events = stream(standin.url, make_body(user("slow: 5 40")))
+    assert text_of(events) == "w0 w1 w2 w3 w4"
+    assert time.monotonic() - started >= 0.15
+
+
+def test_pieces_before_a_tool_call_share_one_text_block(standin):
+    events = stream(standin.url, make_body(user("say: first\ndeltas: 2\nbash: ls")))
+    assert text_of(events) == "first\n\nw0 w1"
+    assert tool_block_of(events)["name"] == "Bash"
+
+
+def test_bash_calls_the_tool_then_reports_its_output(standin):
+    first = stream(standin.url, make_body(user("bash: echo hi")))
+    assert stop_reason(first) == "tool_use"
+    block = tool_block_of(first)
+    assert block["name"] == "Bash"
+    assert tool_input_of(first)["command"] == "echo hi"
+
+    call = {"role": "assistant", "content": [{**block, "input": tool_input_of(first)}]}
+    result = {
+        "role": "user",
+        "content": [{"type": "tool_result", "tool_use_id": block["id"], "content": "hi"}],
+    }
+    second = stream(standin.url, make_body(user("bash: echo hi"), call, result))
+    assert stop_reason(second) == "end_turn"
+    assert "The Bash tool returned" in text_of(second)
+    assert "hi" in text_of(second)
+
+
+def test_script_goes_on_after_the_tool_result(standin):
+    prompt = "bash: false\nsay: after the tool"
+    first = stream(standin.url, make_body(user(prompt)))
+    block = {**tool_block_of(first), "input": tool_input_of(first)}
+    failed = {"type": "tool_result", "tool_use_id": block["id"], "is_error": True}
+    second = stream(
+        standin.url,
+        make_body(
+            user(prompt),
+            {"role": "assistant", "content": [block]},
+            {"role": "user", "content": [{**failed, "content": [{"type": "text", "text": "no"}]}]},
+        ),
+    )
+    assert text_of(second) == "The Bash tool failed:\n\n```\nno\n```\n\nafter the tool"
+
+
+def test_write_uses_the_working_directory_from_the_request(standin):
+    body = make_body(
+        user("write: notes/a.txt line one\nline two"),
+        {"role": "system", "content": [{"type": "text", "text": CWD_NOTE}]},
+    )
+    events = stream(standin.url, body)
+    assert tool_block_of(events)["name"] == "Write"
+    assert tool_input_of(events) == {
+        "file_path": "/srv/project/notes/a.txt",
+        "content": "line one\nline two",
+    }
+
+
+def test_tool_directive_calls_any_tool(standin):
+    events = stream(standin.url, make_body(user('tool: Read {"file_path": "/etc/hostname"}')))
+    assert tool_block_of(events)["name"] == "Read"
+    assert tool_input_of(events) == {"file_path": "/etc/hostname"}
+
+
+def test_recall_lists_earlier_prompts(standin):
+    # Claude Code merges a prompt after a failed turn into the same message.
+    body = make_body(
+        user("say: one"),
+        {"role": "assistant", "content": [{"type": "text", "text": "one"}]},
+        user("fail: 500\n", "recall"),
+    )
+    text = text_of(stream(standin.url, body))
+    assert text == "Earlier prompts in this conversation:\n1. say: one\n2. fail: 500"
+
+
+def test_recall_without_history(standin):
+    assert text_of(stream(standin.url, make_body(user("recall")))) == (
+        "No earlier prompts in this conversation."
+    )
+
+
+def test_prompt_after_interrupted_tool_call_is_a_new_script(standin):
+    block = {"type": "tool_use", "id": "toolu_1", "name": "Write", "input": {}}
+    body = make_body(
+        user("write: a.txt x"),
+        {"role": "assistant", "content": [block]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "rejected"},
+                {"type": "text", "text": "[Request interrupted by user for tool use]"},
+                {"type": "text", "text": "say: next"},
+            ],
+        },
+    )
+    assert text_of(stream(standin.url, body)) == "next"
+
+
+def test_demo_mode_answers_friendly_markdown(standin):
+    text = text_of(stream(standin.url, make_body(user("What is Tether?"))))
+    assert "Tether's demo model" in text
+    assert "> What is Tether?" in text
+    assert "`say: TEXT`" in text
+
+
+@pytest.mark.parametrize(("status", "kind"), [(400, "invalid_request_error"), (529, "overloaded_error")])
+def test_fail_answers_an_anthropic_error(standin, status, kind):
+    body = make_body(user(f"fail: {status} scripted trouble"))
+    got, headers, raw = request(standin.url, "POST", "/v1/messages?beta=true", body)
+    assert got == status
+    assert headers["x-should-retry"] == "false"
+    error = json.loads(raw)
+    assert error["type"] == "error"
+    assert error["error"] == {"type": kind, "message": "scripted trouble"}
+
+
+def test_side_request_without_tools_gets_a_title(standin):
+    plain = stream(standin.url, make_body(user("Fix the login page bug"), tools=[]))
+    assert text_of(plain) == "Fix the login page bug"
+
+    schema = {"type": "object", "properties": {"title": {"type": "string"}}}
+    fmt = {"format": {"type": "json_schema", "schema": schema}}
+    titled = stream(standin.url, make_body(user("Fix it"), tools=[], output_config=fmt))
+    assert json.loads(text_of(titled)) == {"title": "Fix it"}
+
+
+def test_non_streaming_request_gets_a_message(standin):
+    status, _, raw = request(standin.url, "POST", "/v1/messages", make_body(user("say: plain"), stream=False))
+    assert status == 200
+    message = json.loads(raw)
+    assert message["content"] == [{"type": "text", "text": "plain"}]
+    assert message["stop_reason"] == "end_turn"
+
+
+def test_other_paths(standin):
+    status, _, raw = request(standin.url, "POST", "/v1/messages/count_tokens", make_body())
+    assert status == 200 and json.loads(raw)["input_tokens"] > 0
+    status, _, raw = request(standin.url, "GET", "/v1/models")
+    assert status == 404 and json.loads(raw)["error"]["type"] == "not_found_error"
+    status, _, _ = request(standin.url, "GET", "/")
+    assert status == 200
+    status, _, raw = request(standin.url, "POST", "/v1/messages", None)
+    assert status == 400 and json.loads(raw)["error"]["type"] == "invalid_request_error"
+
+
+def test_requests_are_recorded():
+    with StandInModel() as model:
+        stream(model.url, make_body(user("say: recorded")))
+        assert len(model.requests) == 1
+        assert model.requests[0]["messages"][0]["content"][1]["text"] == "say: recorded"
+
+
+def test_keep_alive_connection_serves_several_requests(standin):
+    parts = urlsplit(standin.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        for word in ("one", "two"):
+            conn.request("POST", "/v1/messages", body=json.dumps(make_body(user(f"say: {word}"))))
+            response = conn.getresponse()
+            assert word in response.read().decode()
+    finally:
+        conn.close()
+
+
+def test_stop_cuts_a_slow_stream_short():
+    model = StandInModel()
+    model.start()
+    outcome: dict = {}
+
+    def read_forever() -> None:
+        try:
+            outcome["events"] = stream(model.url, make_body(user("slow: 1000 1000")))
+        except Exception as exc:  # the cut shows up as an incomplete read
+            outcome["error"] = exc
+
+    reader = threading.Thread(target=read_forever)
+    reader.start()
+    deadline = time.monotonic() + 10
+    while not model.requests and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling a plain list: the stand-in has no hook for this
+    model.stop()
+    reader.join(timeout=10)
+    assert not reader.is_alive()
+    assert "error" in outcome or "message_stop" not in [n for n, _ in outcome["events"]]
