@@ -18,8 +18,11 @@ projects = AppGroup("projects", help="Manage projects.")
 
 
 def register(app):
+    from app import devrun
+
     for group in (users, agents, projects):
         app.cli.add_command(group)
+    devrun.register(app)
 
 
 def _fail(error):

@@ -141,3 +141,13 @@ def live(app, database_url, tmp_path, claude_env):
     system = LiveSystem(app, database_url, str(tmp_path), claude_env).start()
     yield system
     system.close()
+
+
+def pytest_collection_modifyitems(items):
+    """Mark tests by folder: tests/integration -> integration, tests/browser -> browser."""
+    for item in items:
+        parts = item.path.parts
+        if "integration" in parts:
+            item.add_marker(pytest.mark.integration)
+        if "browser" in parts:
+            item.add_marker(pytest.mark.browser)

@@ -1,0 +1,35 @@
+# Tether: `make run` to try it, `make test` to run every test.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test test-fast lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+## Set up and run the server with a local agent on SQLite (prints URL and sign-in).
+run: $(VENV)/.installed
+	$(BIN)/flask --app wsgi dev
+
+## The whole test suite: SQLite and PostgreSQL, gevent and eventlet, real Chromium.
+test: $(VENV)/.installed
+	$(BIN)/python -m tests.run_all
+
+## Unit tests only (seconds).
+test-fast: $(VENV)/.installed
+	$(BIN)/pytest -q -m "not integration and not browser"
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache
