@@ -8,6 +8,7 @@ Without Anthropic credentials the agent answers with the scripted demo model.
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 
@@ -99,6 +100,10 @@ def register(app):
             + (" (demo model: no Anthropic credentials found)" if demo else "")
             + "\n  Stop with Ctrl+C.\n"
         )
+        # SIGTERM ends the command through `finally`, so the agent stops too.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        # Flask ignores app.run() inside a `flask` command unless told it is meant.
+        os.environ.pop("FLASK_RUN_FROM_CLI", None)
         try:
             socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, log_output=False)
         finally:
