@@ -255,12 +255,15 @@ class SessionManager:
             self._closing[session.session_id] = session
             return True
 
-    def _ended(self, session: _Session) -> None:
+    def _ended(self, session: _Session) -> RunRequest | None:
+        """Forget an ended session; returns a command it was given but never ran."""
         with self._lock:
             if self._sessions.get(session.session_id) is session:
                 del self._sessions[session.session_id]
             if self._closing.get(session.session_id) is session:
                 del self._closing[session.session_id]
+            leftover, session.command = session.command, None
+            return leftover
 
 
 @dataclass
@@ -275,6 +278,7 @@ class _Command:
     abandoned: bool = False  # the turn did not end after an interrupt
     pump: asyncio.Task | None = None
     stderr_mark: int = 0
+    messages: int = 0  # SDK messages received this turn
     deltas: int = 0
     tools: int = 0
     auth_failed: bool = False
@@ -317,17 +321,22 @@ class _Session:
         self._thread.start()
 
     def submit(self, request: RunRequest) -> None:
-        self._loop.call_soon_threadsafe(self._inbox.put_nowait, request)
+        # If the loop has closed (close() raced with run()), the thread's exit
+        # has already finished the command: see _thread_main.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._inbox.put_nowait, request)
 
     def cancel(self) -> None:
-        self._loop.call_soon_threadsafe(self._on_cancel)
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._on_cancel)
 
     def answer(self, request_id: str, decision: str, message: str | None) -> bool:
         with self._pending_lock:
             if request_id not in self._pending_ids:
                 return False
             self._pending_ids.discard(request_id)
-        self._loop.call_soon_threadsafe(self._resolve, request_id, (decision, message))
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._resolve, request_id, (decision, message))
         return True
 
     def shutdown(self) -> None:
@@ -350,7 +359,11 @@ class _Session:
         finally:
             self._loop.run_until_complete(self._loop.shutdown_asyncgens())
             self._loop.close()
-            self.manager._ended(self)
+            leftover = self.manager._ended(self)
+            if leftover is not None:
+                # Submitted while the session was shutting down: it never ran.
+                error = {"code": "interrupted", "message": "The agent is shutting down."}
+                self._finish(_Command(leftover), error, free=False)
             self.done.set()
 
     async def _serve(self) -> None:
@@ -393,13 +406,31 @@ class _Session:
 
     async def _execute(self, command: _Command) -> dict | None:
         request = command.request
+        if self._stopping:
+            return {"code": "interrupted", "message": "The agent is shutting down."}
         problem = self._check(request)
         if problem is not None:
             return {"code": "bad_request", "message": problem}
-        await self._prepare_client(request)
+        fresh = await self._prepare_client(request)
         if command.cancelled:
             return _INTERRUPTED
-        await self._send(request.prompt)
+        try:
+            await self._configure(request)
+            return await self._turn(command)
+        except Exception:
+            if fresh or command.messages or command.cancelled:
+                raise
+        # The live client's CLI had died while idle (the failure came before any
+        # message of this turn): start it again, resuming, and retry once.
+        log.info("session %s: Claude Code had exited, restarting it", self.session_id)
+        await self._disconnect()
+        await self._connect(request)
+        return await self._turn(command)
+
+    async def _turn(self, command: _Command) -> dict | None:
+        """Send the prompt and relay the turn; returns the finish error."""
+        assert self._client is not None
+        await self._client.query(command.request.prompt)
         command.query_sent = True
         if command.cancelled:
             self._start_interrupt(command)
@@ -431,24 +462,33 @@ class _Session:
 
     # --- the Claude Code client -------------------------------------------------
 
-    async def _prepare_client(self, request: RunRequest) -> None:
-        """Reuse the live client, or start one (resuming the session when known)."""
-        mode = request.permission_mode or "default"
-        moved = request.cwd != self._client_cwd
+    async def _prepare_client(self, request: RunRequest) -> bool:
+        """Reuse the live client, or start one (resuming the session when known).
+
+        Returns True when a new client was started.
+        """
+        moved = os.path.normpath(request.cwd) != self._client_cwd
         other = request.resume is not None and request.resume != self._claude_id
         if self._client is not None and (moved or other):
             await self._disconnect()
         if self._client is None:
-            await self._connect(request, mode)
-            return
+            await self._connect(request)
+            return True
+        return False
+
+    async def _configure(self, request: RunRequest) -> None:
+        """Bring the live client's permission mode and model in line with the request."""
+        assert self._client is not None
+        mode = request.permission_mode or "default"
         if mode != self._mode:
-            await self._client.set_permission_mode(mode)
+            await self._client.set_permission_mode(mode)  # type: ignore[arg-type]
             self._mode = mode
         if request.model != self._model:
             await self._client.set_model(request.model)
             self._model = request.model
 
-    async def _connect(self, request: RunRequest, mode: str) -> None:
+    async def _connect(self, request: RunRequest) -> None:
+        mode = request.permission_mode or "default"
         if self._after is not None:
             # The previous client of this session may still be writing its
             # transcript; resuming before it is done could lose the last turn.
@@ -473,7 +513,7 @@ class _Session:
             )
             client = await self._start_client(request, mode, None)
         self._client = client
-        self._client_cwd = request.cwd
+        self._client_cwd = os.path.normpath(request.cwd)
         self._mode = mode
         self._model = request.model
 
@@ -494,20 +534,6 @@ class _Session:
         await client.connect()
         return client
 
-    async def _send(self, prompt: str) -> None:
-        """Send the prompt; a client whose CLI died while idle is restarted once."""
-        assert self._client is not None
-        try:
-            await self._client.query(prompt)
-        except CLIConnectionError:
-            request = self._active.request if self._active else None
-            if request is None:
-                raise
-            log.info("session %s: Claude Code had exited, restarting it", self.session_id)
-            await self._disconnect()
-            await self._connect(request, request.permission_mode or "default")
-            await self._client.query(prompt)
-
     async def _disconnect(self) -> None:
         client, self._client = self._client, None
         self._client_cwd = None
@@ -524,6 +550,7 @@ class _Session:
         """Relay the turn's messages to the sink; returns its ResultMessage."""
         assert self._client is not None
         async for message in self._client.receive_response():
+            command.messages += 1
             if isinstance(message, StreamEvent):
                 self._relay_delta(command, message)
             elif isinstance(message, SystemMessage):
@@ -738,10 +765,11 @@ class _Session:
         except Exception:
             log.exception("session %s: sink.%s failed", self.session_id, method)
 
-    def _finish(self, command: _Command, error: dict | None) -> None:
+    def _finish(self, command: _Command, error: dict | None, free: bool = True) -> None:
         request = command.request
-        # Free the session first, so the sink may start the next command at once.
-        self.manager._command_done(self)
+        if free:
+            # Free the session first, so the sink may start the next command at once.
+            self.manager._command_done(self)
         elapsed = time.monotonic() - command.started
         outcome = "ok" if error is None else f"{error['code']}: {error['message']}"
         log.info(

@@ -147,8 +147,11 @@ class WebClient:
         self.statuses = []
         self.events = []
         self.cond = threading.Condition()
+        self.following = {}  # session id -> highest seq received
+        self.connects = 0
         for name in ("command_result", "permission_request", "agent_status", "permission_resolved"):
             self.sio.on(name, self._recorder(name), namespace="/web")
+        self.sio.on("connect", self._resubscribe, namespace="/web")
 
     def login(self, username, password):
         page = self.http.get(self.url + "/login")
@@ -169,10 +172,37 @@ class WebClient:
     def close(self):
         self.sio.disconnect()
 
+    def drop_connection(self):
+        """Cut the socket under the client, like a lost network: it reconnects by itself."""
+        self.sio.eio.ws.sock.shutdown(socket.SHUT_RDWR)
+
+    def follow(self, session_id, after_seq=0):
+        """Subscribe like the page does: keep the last seq, resubscribe after reconnects."""
+        with self.cond:
+            self.following[session_id] = after_seq
+        return self.call("subscribe", {"sessionId": session_id, "afterSeq": after_seq})
+
+    def _resubscribe(self):
+        with self.cond:
+            self.connects += 1
+            following = dict(self.following)
+        for session_id, last_seq in following.items():
+            self.sio.start_background_task(
+                self.sio.emit, "subscribe", {"type": "subscribe", "sessionId": session_id, "afterSeq": last_seq},
+                namespace="/web",
+            )
+
+    def _track(self, result):
+        last = self.following.get(result["sessionId"])
+        if last is not None:
+            self.following[result["sessionId"]] = max(last, result["seq"])
+
     def _recorder(self, name):
         def record(payload):
             with self.cond:
                 self.events.append((name, payload))
+                if name == "command_result":
+                    self._track(payload)
                 {
                     "command_result": self.results,
                     "permission_request": self.permissions,
@@ -191,6 +221,8 @@ class WebClient:
             payload["sessionId"] = session_id
         reply = self.call("execute_command", payload)
         assert reply["ok"], reply
+        with self.cond:
+            self.following.setdefault(reply["sessionId"], 0)
         return reply
 
     def session_results(self, session_id):

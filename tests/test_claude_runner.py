@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import stat
 import time
 from pathlib import Path
@@ -349,3 +350,31 @@ def test_bad_requests_are_refused_with_a_reason(manager, sink, tmp_path, fields,
         setattr(request, name, value)
     error = run(manager, sink, request)
     assert error["code"] == "bad_request" and words in error["message"]
+
+
+def test_cli_killed_mid_turn_finishes_with_an_error_and_the_next_turn_resumes(manager, sink, tmp_path):
+    first = make_request(tmp_path, "say: before the crash")
+    assert run(manager, sink, first) is None
+    slow = make_request(tmp_path, "slow: 2000 50")
+    manager.run(slow)
+    sink.wait_text(slow.command_id)
+    (pid,) = claude_children()
+    os.kill(pid, signal.SIGKILL)
+    error = sink.wait_finish(slow.command_id)
+    assert error["code"] == "claude_error" and "Claude Code" in error["message"]
+
+    after = make_request(tmp_path, "recall")
+    assert run(manager, sink, after) is None
+    assert "1. say: before the crash" in sink.text_of(after.command_id)
+
+
+def test_cli_that_died_while_idle_is_restarted_for_the_next_turn(manager, sink, tmp_path):
+    first = make_request(tmp_path, "say: before the crash")
+    assert run(manager, sink, first) is None
+    (pid,) = claude_children()
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: pid not in claude_children(), "the killed CLI to be gone")
+
+    after = make_request(tmp_path, "recall")
+    assert run(manager, sink, after) is None
+    assert "1. say: before the crash" in sink.text_of(after.command_id)

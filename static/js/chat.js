@@ -212,17 +212,18 @@
   }
 
   /** Move a command's delivery state forward (never back); returns true if it changed. */
-  function setTurnState(turn, next, { quiet = false, force = false } = {}) {
+  function setTurnState(turn, next, { quiet = false } = {}) {
     if (!(next in RANK)) return false;
     const before = turn.state;
     if (before === next) return false;
-    if (before && !force && (FINAL.has(before) || RANK[next] < RANK[before])) return false;
+    if (before && (FINAL.has(before) || RANK[next] < RANK[before])) return false;
     turn.state = next;
     turn.node.dataset.state = next;
     turn.stateLabel.dataset.state = next;
     turn.stateLabel.textContent = next;
     turn.node.setAttribute("aria-busy", ACTIVE.has(next) ? "true" : "false");
     if (!quiet && before && ACTIVE.has(before) && FINAL.has(next)) commandFinished(turn);
+    showSessionState(turn);
     updateComposer();
     return true;
   }
@@ -855,6 +856,18 @@
     if (!items.length) items.push(el("li", { class: "muted empty", text: "No sessions yet." }));
     dom.sessionList.replaceChildren(...items);
     markCurrentSession();
+  }
+
+  /** The session list shows the state of each session's last command: keep ours live. */
+  function showSessionState(turn) {
+    if (!state.sessionId || !turn.commandId) return;
+    if (dom.messages.lastElementChild !== turn.node) return;
+    const link = dom.sessionList.querySelector(`a[data-session-id="${CSS.escape(state.sessionId)}"]`);
+    const label = link && link.querySelector(".session-state");
+    if (label) {
+      label.dataset.state = turn.state;
+      label.textContent = turn.state;
+    }
   }
 
   function markCurrentSession() {
