@@ -93,7 +93,9 @@ class Child:
                 raise RuntimeError(f"{self.name} exited ({self.proc.poll()}) before {tag}: {self.tail()}")
             if line.startswith(tag):
                 rest = line[len(tag) :].strip()
-                return json.loads(rest) if rest else {}
+                if rest.startswith(("{", "[")):
+                    return json.loads(rest)
+                return {"text": rest}
 
     def send(self, line):
         with contextlib.suppress(BrokenPipeError, OSError):
@@ -148,7 +150,9 @@ class Server:
                 args += ["--max-size", str(options["max_size"])]
             env = os.environ.copy()
         else:
-            db = workdir.file(f"tether-{self.port}.sqlite3")
+            db_dir = options.get("db_dir") or os.environ.get("BENCH_DB_DIR") or workdir.path
+            db = os.path.join(db_dir, f"tether-bench-{self.port}.sqlite3")
+            self.db_path = db
             project_dir = workdir.file("project")
             os.makedirs(project_dir, exist_ok=True)
             args += [os.path.join(BENCH, "tether_server.py"), "--seed", project_dir]
@@ -171,11 +175,16 @@ class Server:
         self.pid = self.child.pid
 
     def start(self, timeout=60):
-        if self.kind != "bare":
-            self.seed = self.child.expect("SEED", timeout)
-        self.child.expect("SERVING", timeout)
-        if self.kind != "bare":
-            self.cookie = login(self.url, self.seed["username"], self.seed["password"])
+        try:
+            if self.kind != "bare":
+                self.seed = self.child.expect("SEED", timeout)
+            self.child.expect("SERVING", timeout)
+            _wait_listening(self.port, timeout)
+            if self.kind != "bare":
+                self.cookie = login(self.url, self.seed["username"], self.seed["password"])
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self):
@@ -186,6 +195,18 @@ class Server:
 
     def cpu_seconds(self):
         return cpu_seconds(self.pid)
+
+
+def _wait_listening(port, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((HOST, port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def login(url, username, password):

@@ -161,6 +161,7 @@
     setPromptText(turn, text);
     turn.answer = el("div", { class: "answer markdown", "data-testid": "assistant-message" });
     turn.permissions = el("div", { class: "permissions" });
+    turn.notices = el("div", { class: "notices" });
     turn.error = el("p", { class: "command-error", "data-testid": "command-error", hidden: true });
     turn.stateLabel = el("span", { class: "command-state", "data-testid": "command-state" });
     turn.summary = el("span", { class: "command-summary", "data-testid": "command-summary" });
@@ -171,6 +172,7 @@
       el(
         "div",
         { class: "bubble assistant" },
+        turn.notices,
         turn.answer,
         turn.permissions,
         turn.error,
@@ -292,7 +294,7 @@
     return content === undefined || content === null ? "" : pretty(content);
   }
 
-  function addTool(turn, id, name, input) {
+  function addTool(turn, id, name, input, parentId) {
     if (id && turn.tools.has(id)) return turn.tools.get(id);
     const brief = toolBrief(input);
     const tool = {
@@ -315,10 +317,24 @@
       ),
       tool.body,
     );
-    turn.answer.append(tool.node);
-    turn.segment = null; // text after a tool call starts a new paragraph block
+    const parent = parentId && turn.tools.get(parentId);
+    if (parent) {
+      // A subagent's steps go inside the tool call that started the subagent.
+      if (!parent.children) {
+        parent.children = el("div", { class: "tool-children" });
+        parent.body.append(el("div", { class: "tool-label", text: "Steps" }), parent.children);
+      }
+      parent.children.append(tool.node);
+    } else {
+      turn.answer.append(tool.node);
+      turn.segment = null; // text after a tool call starts a new block
+    }
     if (id) turn.tools.set(id, tool);
     return tool;
+  }
+
+  function addNotice(turn, text) {
+    turn.notices.append(el("p", { class: "turn-notice", "data-testid": "turn-notice", text }));
   }
 
   function setToolResult(turn, id, content, isError) {
@@ -350,6 +366,7 @@
     if (typeof event.num_turns === "number") {
       parts.push(`${event.num_turns} turn${event.num_turns === 1 ? "" : "s"}`);
     }
+    if (turn.model) parts.push(turn.model);
     turn.summary.textContent = parts.join(" · ");
     turn.summary.classList.toggle("is-error", !ok);
   }
@@ -358,7 +375,14 @@
     if (!event || typeof event !== "object") return;
     switch (event.type) {
       case "tool_use":
-        addTool(turn, event.id, event.name, event.input);
+        addTool(turn, event.id, event.name, event.input, event.parent_tool_use_id);
+        break;
+      case "system":
+        if (event.subtype === "init" && typeof event.model === "string") turn.model = event.model;
+        if (event.subtype === "resume_failed") addNotice(turn, event.message || "A new conversation was started.");
+        break;
+      case "permission_expired":
+        removePermission(event.request_id);
         break;
       case "tool_result":
         setToolResult(turn, event.tool_use_id, event.content, event.is_error);
@@ -368,7 +392,9 @@
         break;
       case "assistant": // Claude Code's raw message shape: tool calls inside content
         for (const block of contentBlocks(event)) {
-          if (block.type === "tool_use") addTool(turn, block.id, block.name, block.input);
+          if (block.type === "tool_use") {
+            addTool(turn, block.id, block.name, block.input, event.parent_tool_use_id);
+          }
         }
         break;
       case "user":
@@ -379,7 +405,7 @@
         }
         break;
       default:
-        break; // system/init and anything new: nothing to show
+        break; // anything new: nothing to show
     }
   }
 
@@ -602,6 +628,7 @@
     state.pendingSends.set(clientMessageId, send);
     dom.prompt.value = "";
     autosize();
+    dom.prompt.focus(); // the Send button is about to be disabled: keep the focus useful
     scrollToBottom();
     updateComposer();
     attemptSend(send);
