@@ -29,6 +29,9 @@ role is ``user`` and that is not a tool result). One directive per line:
 ``fail: STATUS [MESSAGE]``
     Answers with HTTP error STATUS and an Anthropic-shaped error body.
 
+Other lines of a script are literal text: they continue the ``say:`` or
+``write:`` above them, or stand as text of their own.
+
 Text directives before a tool directive stream as one text block (pieces joined
 by a blank line) in the same answer as the tool call. After the tool's result
 comes back, the next answer starts with a report of that result (its output, or
@@ -217,6 +220,8 @@ def _parse_directive(kind: str, arg: str) -> Step:
                 raise ValueError("the input must be a JSON object")
             return Step("tool", path=_nonempty(name), data=data)
         status, _, message = arg.partition(" ")
+        if not 400 <= int(status) <= 599:
+            raise ValueError("the status must be 400 to 599")
         return Step("fail", count=int(status), text=message)
     except ValueError as exc:
         return Step("say", text=f"(stand-in: cannot read `{kind}:{arg}`: {exc})")

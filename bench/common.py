@@ -137,7 +137,7 @@ class Server:
     """A Tether server (bench/tether_server.py) or a bare relay (bench/bare_relay.py)."""
 
     def __init__(self, kind, mode, workdir, **options):
-        self.kind = kind  # tether | tether-nostore | bare
+        self.kind = kind  # bare | tether | tether-wal | tether-nostore
         self.mode = mode
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
@@ -162,6 +162,8 @@ class Server:
                 args += ["--agent-rate", str(options["agent_rate"])]
             if kind == "tether-nostore":
                 args.append("--no-storage")
+            if kind == "tether-wal":
+                args.append("--sqlite-wal")
             env = os.environ.copy()
             env.update(
                 TETHER_ASYNC_MODE=mode,
@@ -239,6 +241,19 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as file:
         fields = file.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_cpu_seconds():
+    """CPU seconds spent by every process on the machine so far (all cores)."""
+    with open("/proc/stat") as file:
+        fields = [int(x) for x in file.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+def loadavg():
+    with open("/proc/loadavg") as file:
+        return float(file.read().split()[0])
 
 
 def own_cpu_seconds():

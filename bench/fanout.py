@@ -33,7 +33,7 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true", help="fewer messages, one compression setting")
     parser.add_argument("--modes", default="eventlet,gevent")
     parser.add_argument("--browsers", default="1,10,100")
-    parser.add_argument("--targets", default="bare,tether,tether-nostore")
+    parser.add_argument("--targets", default="bare,tether,tether-wal,tether-nostore")
     parser.add_argument("--deflate", default="0,1", help="0: no compression offered, 1: offered")
     parser.add_argument("--repeat", type=int, default=1, help="trials per cell; the median is kept")
     parser.add_argument("--size", type=int, default=100, help="characters of text per message")
@@ -64,19 +64,28 @@ def main(argv=None):
     common.raise_fd_limit()
     workdir = common.Workdir()
     results = []
+    targets = common.csv_words(options.targets)
     for mode in common.csv_words(options.modes):
-        for target in common.csv_words(options.targets):
-            extra = {"agent_rate": 1_000_000} if target != "bare" else {}
-            server = common.Server(target, mode, workdir, **extra).start()
-            try:
-                for deflate in common.csv_ints(options.deflate):
-                    for browsers in common.csv_ints(options.browsers):
-                        trials = [measure(server, workdir, browsers, deflate, options) for _ in range(options.repeat)]
-                        best = _median_trial(trials)
-                        best.update(mode=mode, target=target, deflate=deflate, trials=len(trials))
+        servers = {}
+        try:
+            # Every relay runs side by side and the trials alternate between them, so a
+            # burst of other work on the machine hits them all alike.
+            for target in targets:
+                extra = {"agent_rate": 1_000_000} if target != "bare" else {}
+                servers[target] = common.Server(target, mode, workdir, **extra).start()
+            for deflate in common.csv_ints(options.deflate):
+                for browsers in common.csv_ints(options.browsers):
+                    trials = {target: [] for target in targets}
+                    for _ in range(options.repeat):
+                        for target in targets:
+                            trials[target].append(measure(servers[target], workdir, browsers, deflate, options))
+                    for target in targets:
+                        best = _median_trial(trials[target])
+                        best.update(mode=mode, target=target, deflate=deflate, trials=options.repeat)
                         results.append(best)
                         print(_line(best), flush=True)
-            finally:
+        finally:
+            for server in servers.values():
                 server.stop()
     print()
     report(results)
@@ -95,7 +104,8 @@ def _line(r):
     return (
         f"  {r['mode']:8} {r['target']:14} deflate={r['deflate']} browsers={r.get('browsers', '?'):>3}: "
         f"{common.fmt(r.get('messages_per_browser'))} msg/s per browser, "
-        f"{common.fmt(r.get('messages_total'))} total, server cpu {common.fmt(r.get('server_cpu'), 2)}"
+        f"{common.fmt(r.get('messages_total'))} total, cpu server {common.fmt(r.get('server_cpu'), 2)}"
+        f" clients {common.fmt(r.get('client_cpu'), 2)} machine {common.fmt(r.get('machine_cpu'), 2)}"
         + ("" if r.get("complete") else "  INCOMPLETE")
         + (f"  errors={r['producer_errors']}" if r.get("producer_errors") else "")
     )

@@ -13,6 +13,8 @@ socketio.run(). The knobs:
 --agent-rate R  chunks per second an agent socket may send (Config's bucket is
                 RATE_LIMIT_PER_SECOND x 50 = 1,000/s, burst 3,000); lifted to measure the
                 relay in messages rather than the rate limiter.
+--sqlite-wal    SQLite in WAL mode with synchronous=NORMAL (a commit no longer waits
+                for fsync; the write-ahead log is synced at checkpoints).
 --no-storage    a relay that stores nothing: chunks are numbered in memory and fanned out
                 as usual, only the final state of each command is written. Every browser
                 must subscribe before the stream starts (there is no history to replay).
@@ -27,6 +29,7 @@ ARGS.add_argument("--seed", metavar="DIR")
 ARGS.add_argument("--max-size", type=int)
 ARGS.add_argument("--agent-rate", type=float)
 ARGS.add_argument("--no-storage", action="store_true")
+ARGS.add_argument("--sqlite-wal", action="store_true")
 OPTIONS = ARGS.parse_args()
 ASYNC_MODE = os.environ.get("TETHER_ASYNC_MODE", "gevent")
 
@@ -115,6 +118,23 @@ def store_nothing():
     storage.write_chunks = write_chunks
 
 
+def sqlite_wal(app):
+    """Every new SQLite connection: WAL journal, fsync at checkpoints only."""
+    from sqlalchemy import event
+
+    from app import db
+
+    def pragmas(connection, record):
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    with app.app_context():
+        event.listen(db.engine, "connect", pragmas)
+        db.engine.dispose()  # connections opened before the listener get replaced
+
+
 def main():
     BenchConfig.check()
     app = create_app(BenchConfig, async_mode=ASYNC_MODE)
@@ -122,6 +142,8 @@ def main():
         print("SEED " + json.dumps(seed(app, OPTIONS.seed)), flush=True)
     if OPTIONS.no_storage:
         store_nothing()
+    if OPTIONS.sqlite_wal:
+        sqlite_wal(app)
     host = os.environ.get("TETHER_HOST", "127.0.0.1")
     port = int(os.environ.get("TETHER_PORT", "5000"))
     extra = {}

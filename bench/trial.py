@@ -38,16 +38,21 @@ def run_stream(server, workdir, browsers, producer_args, browser_args, timeout=1
             producer = common.Child(producer_cmd, workdir.file(f"producer-{tag}.log"), name="producer")
             producer.expect("READY", 60)
         cpu = server.cpu_seconds()
+        machine = common.machine_cpu_seconds()
+        load = common.loadavg()
         rss = server.rss_kb()
         producer.send("GO")
         sent = producer.expect("RESULT", timeout + 60)
         received = consumer.expect("RESULT", timeout + 60)
         server_cpu = server.cpu_seconds() - cpu
+        machine_cpu = common.machine_cpu_seconds() - machine
         return {
             "ready": ready,
             "producer": sent,
             "browsers": received,
             "server_cpu_seconds": server_cpu,
+            "machine_cpu_seconds": machine_cpu,
+            "loadavg_before": load,
             "server_rss_kb": [rss, server.rss_kb()],
         }
     finally:
@@ -85,6 +90,10 @@ def rates(reading, messages_per_browser=None, chars_per_browser=None):
         "messages_received": sum(counts),
         "server_cpu": reading["server_cpu_seconds"] / wall,
         "client_cpu": reading["browsers"]["client_cpu_seconds"] / wall,
+        # Busy cores on the whole machine during the stream: 2 means saturated. What the
+        # server and the two load processes do not account for is other work on the machine.
+        "machine_cpu": reading["machine_cpu_seconds"] / wall,
+        "loadavg_before": reading["loadavg_before"],
         "compressed": reading["ready"].get("compressed"),
         "wire_bytes_in": reading["browsers"]["bytes_in"],
     }

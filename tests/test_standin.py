@@ -103,10 +103,20 @@ def test_say_keeps_text_and_continuation_lines_exactly():
     assert step.text == " two spaces\n# Title\n\n- item  "
 
 
-def test_malformed_directive_explains_itself():
-    (step,) = parse_script("deltas: many")
+@pytest.mark.parametrize("line", ["deltas: many", "slow: 5", "fail: 200", "tool: Read [1]", "bash:"])
+def test_malformed_directive_explains_itself(line):
+    (step,) = parse_script(line)
     assert step.kind == "say"
-    assert "deltas" in step.text and "cannot read" in step.text
+    assert line.split(":")[0] in step.text and "cannot read" in step.text
+
+
+def test_plain_lines_of_a_script_are_literal_text():
+    steps = parse_script("Intro line\nbash: ls\nOutro line")
+    assert [(s.kind, s.text) for s in steps] == [
+        ("say", "Intro line"),
+        ("bash", "ls"),
+        ("say", "Outro line"),
+    ]
 
 
 # --- streaming ---------------------------------------------------------------------
