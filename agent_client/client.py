@@ -15,10 +15,20 @@ import socketio
 from agent_client.claude_runner import RunRequest, SessionBusy
 from agent_client.outbox import Outbox
 from agent_client.workdirs import WorkdirRefused, resolve_workdir
-from protocol import AGENT_NAMESPACE, PROTOCOL_VERSION, Events, ProtocolError, error_reply, load, ok_reply
+from protocol import (
+    AGENT_NAMESPACE,
+    ERROR_CODES,
+    PROTOCOL_VERSION,
+    Events,
+    ProtocolError,
+    error_reply,
+    load,
+    ok_reply,
+)
 
 log = logging.getLogger("tether.agent")
 HEARTBEAT_INTERVAL = 10.0
+FINAL_ERROR_CODES = set(ERROR_CODES)
 
 
 class FatalConnectError(RuntimeError):
@@ -67,9 +77,15 @@ class AgentClient:
         self.outbox.text(session_id, command_id, text)
 
     def event(self, session_id, command_id, event):
+        if event.get("type") == "permission_expired":
+            with self._lock:
+                self._pending_permissions.pop(event.get("request_id"), None)
         self.outbox.event(session_id, command_id, event)
 
     def finish(self, session_id, command_id, error):
+        if error and error.get("code") not in FINAL_ERROR_CODES:
+            # e.g. the runner's bad_request: the wire contract's nearest code.
+            error = {"code": "invalid_message", "message": error.get("message", "")}
         outcome = error["code"] if error else "done"
         log.info("command %s finished: %s", command_id, outcome)
         self.outbox.finish(session_id, command_id, error)

@@ -71,8 +71,21 @@ def _write_json(path, data):
 
 
 def start_agent(url, token, workspace, demo, state_dir):
-    args = [sys.executable, "-m", "agent_client", "--server", url, "--token", token,
-            "--name", "local", "--root", workspace, "--state-dir", state_dir]
+    args = [
+        sys.executable,
+        "-m",
+        "agent_client",
+        "--server",
+        url,
+        "--token",
+        token,
+        "--name",
+        "local",
+        "--root",
+        workspace,
+        "--state-dir",
+        state_dir,
+    ]
     if demo:
         args.append("--demo")
     return subprocess.Popen(args)

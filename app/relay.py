@@ -5,6 +5,7 @@ functions with plain values; tests can call them directly as well. Errors are
 raised as ProtocolError and answered by the caller in the contract's shape.
 """
 
+import contextlib
 import logging
 
 from flask import current_app
@@ -79,7 +80,7 @@ def _count_active(**filters):
 
 def execute_command(user_id, message, sid):
     """Start or continue a session with a command for the project's agent."""
-    repeat = _previous_answer(user_id, message.get("clientMessageId"))
+    repeat = _previous_answer(user_id, message.get("clientMessageId"), sid)
     if repeat:
         return repeat
     project = owned_project(user_id, message["projectId"])
@@ -102,14 +103,23 @@ def execute_command(user_id, message, sid):
         db.session.commit()
     except IntegrityError:  # the same clientMessageId raced in from another socket
         db.session.rollback()
-        return _previous_answer(user_id, message.get("clientMessageId"))
-    delivery().follow_from(sid, session.id, session.last_seq)
-    socketio.server.enter_room(sid, f"session:{session.id}", namespace=WEB_NAMESPACE)
+        return _previous_answer(user_id, message.get("clientMessageId"), sid)
+    emit_command_state(session.id, command.id, "queued", text=command.text)
+    # Dispatch first: the sender's socket may already be gone, the command must still run.
     _dispatch(agent, session, project, command)
+    _follow(sid, session)
     return ok_reply(sessionId=session.id, commandId=command.id)
 
 
-def _previous_answer(user_id, client_message_id):
+def _follow(sid, session):
+    """Subscribe the sender of a command to its session, from now on."""
+    with contextlib.suppress(KeyError):  # the socket disconnected meanwhile
+        socketio.server.enter_room(sid, f"session:{session.id}", namespace=WEB_NAMESPACE)
+        delivery().follow_from(sid, session.id, session.last_seq)
+
+
+def _previous_answer(user_id, client_message_id, sid=None):
+    """The first answer to a repeated clientMessageId; a command still queued is sent now."""
     if not client_message_id:
         return None
     command = db.session.scalar(
@@ -117,7 +127,20 @@ def _previous_answer(user_id, client_message_id):
     )
     if command is None:
         return None
+    session = command.session
+    if command.state == "queued" and command.session.project.agent.online:
+        _dispatch(command.session.project.agent, session, session.project, command)
+    if sid:
+        _follow(sid, session)
     return ok_reply(sessionId=command.session_id, commandId=command.id, repeated=True)
+
+
+def emit_command_state(session_id, command_id, state, text=None):
+    """Tell the session's browsers where a command stands (queued, sent, running, ...)."""
+    message = {"type": "command_state", "sessionId": session_id, "commandId": command_id, "state": state}
+    if text is not None:
+        message["text"] = text
+    socketio.emit("command_state", message, to=f"session:{session_id}", namespace=WEB_NAMESPACE)
 
 
 def _session_for(user_id, project, message):
@@ -162,13 +185,13 @@ def _dispatch(agent, session, project, command):
         "options": options,
     }
     app = current_app._get_current_object()
-    command_id = command.id
+    session_id, command_id = session.id, command.id
 
     def acknowledged(reply=None):
         with app.app_context():
-            _agent_answered(app, command_id, reply)
+            _agent_answered(app, session_id, command_id, reply)
 
-    _set_state(command_id, "sent", ("queued",))
+    _set_state(session.id, command_id, "sent", ("queued",))
     socketio.emit(
         Events.AGENT_COMMAND,
         payload,
@@ -178,9 +201,9 @@ def _dispatch(agent, session, project, command):
     )
 
 
-def _agent_answered(app, command_id, reply):
+def _agent_answered(app, session_id, command_id, reply):
     if isinstance(reply, dict) and reply.get("ok"):
-        _set_state(command_id, "running", ("queued", "sent"))
+        _set_state(session_id, command_id, "running", ("queued", "sent"))
         return
     error = (reply or {}).get("error") if isinstance(reply, dict) else None
     code = "claude_error" if not error else error.get("code", "claude_error")
@@ -188,11 +211,13 @@ def _agent_answered(app, command_id, reply):
     end_command(app.extensions["tether_writer"], command_id, code, text)
 
 
-def _set_state(command_id, state, only_from):
-    db.session.execute(
+def _set_state(session_id, command_id, state, only_from):
+    changed = db.session.execute(
         update(Command).where(Command.id == command_id, Command.state.in_(only_from)).values(state=state)
-    )
+    ).rowcount
     db.session.commit()
+    if changed:
+        emit_command_state(session_id, command_id, state)
 
 
 def subscribe(user_id, message, sid):

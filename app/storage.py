@@ -14,7 +14,7 @@ from sqlalchemy import insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import db
-from app.models import ChatSession, Chunk, Command, result_message, utcnow
+from app.models import ChatSession, Chunk, Command, PermissionRequest, result_message, utcnow
 from protocol import WEB_NAMESPACE, Events
 
 log = logging.getLogger("tether.storage")
@@ -103,16 +103,29 @@ class ChunkWriter:
                 results = []
             finally:
                 db.session.remove()
-        for message in results:
-            self.socketio.emit(
-                Events.COMMAND_RESULT,
-                message,
-                to=f"session:{message['sessionId']}",
-                namespace=WEB_NAMESPACE,
-            )
+        self._announce(results)
         for chunk in batch:
             if chunk.done is not None:
                 chunk.done.set()
+
+    def _announce(self, results):
+        """Fan the stored results out; a command's last result also announces its final state."""
+        for message in results:
+            room = f"session:{message['sessionId']}"
+            self.socketio.emit(Events.COMMAND_RESULT, message, to=room, namespace=WEB_NAMESPACE)
+            if message["status"] != "streaming":
+                state = {
+                    "type": "command_state",
+                    "sessionId": message["sessionId"],
+                    "commandId": message["commandId"],
+                    "state": final_state(message.get("error")),
+                }
+                self.socketio.emit("command_state", state, to=room, namespace=WEB_NAMESPACE)
+
+
+def final_state(error):
+    code = (error or {}).get("code")
+    return FINAL_STATE_BY_ERROR.get(code, "failed")
 
 
 def write_chunks(batch):
@@ -177,7 +190,7 @@ def _accept(chunk, command):
 
 def _finish(command, error):
     code = (error or {}).get("code")
-    command.state = FINAL_STATE_BY_ERROR.get(code, "failed")
+    command.state = final_state(error)
     command.error_code = code
     command.error_message = (error or {}).get("message")
     command.finished_at = utcnow()
@@ -195,6 +208,7 @@ def _number(session_id, chunks):
     rows = []
     for seq, chunk in enumerate(chunks, start=first):
         _remember_claude_session(session_id, chunk.event)
+        _expire_permission(chunk.event)
         final = chunk.is_complete or chunk.error is not None or chunk.agent_seq is None
         status = ("error" if chunk.error else "complete") if final else "streaming"
         rows.append(
@@ -210,6 +224,16 @@ def _number(session_id, chunks):
             }
         )
     return rows
+
+
+def _expire_permission(event):
+    """A permission the agent gave up on (timeout, stop) is no longer shown to anyone."""
+    if event and event.get("type") == "permission_expired" and isinstance(event.get("request_id"), str):
+        db.session.execute(
+            update(PermissionRequest)
+            .where(PermissionRequest.id == event["request_id"], PermissionRequest.decision.is_(None))
+            .values(decision="expired", decided_at=utcnow())
+        )
 
 
 def _remember_claude_session(session_id, event):

@@ -34,7 +34,9 @@ STAMP = re.compile(r"\|(\d+)\|")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--target", choices=("tether", "bare"), required=True)
     parser.add_argument("--browsers", type=int, default=1)
@@ -138,7 +140,10 @@ async def stream(options, stdin):
 
     on_event = make_handler(options, finished)
     clients, failures, seconds = await connect_many(
-        lambda i: new_client(options, on_event), options.browsers, options.concurrency, options.connect_timeout
+        lambda i: new_client(options, on_event),
+        options.browsers,
+        options.concurrency,
+        options.connect_timeout,
     )
     if failures:
         say("ERROR", {"connect_failures": len(failures), "first": failures[0]})
@@ -203,7 +208,12 @@ def new_client(options, on_event=None):
         headers["Cookie"] = f"session={options.cookie}"
     namespace = "/web" if options.target == "tether" else "/"
     return SioClient(
-        common.HOST, options.port, namespace, headers=headers, deflate=bool(options.deflate), on_event=on_event
+        common.HOST,
+        options.port,
+        namespace,
+        headers=headers,
+        deflate=bool(options.deflate),
+        on_event=on_event,
     )
 
 

@@ -29,7 +29,9 @@ COUNTS = {1: 20_000, 10: 6_000, 100: 2_000}
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer messages, one compression setting")
     parser.add_argument("--modes", default="eventlet,gevent")
     parser.add_argument("--browsers", default="1,10,100")
@@ -51,7 +53,9 @@ def measure(server, workdir, browsers, deflate, options):
     count = count_for(browsers, options)
     producer = ["--mode", "burst", "--count", str(count), "--size", str(options.size)]
     producer += ["--window", str(options.window)]
-    reading = trial.run_stream(server, workdir, browsers, producer, ["--mode", "stream", "--deflate", str(deflate)])
+    reading = trial.run_stream(
+        server, workdir, browsers, producer, ["--mode", "stream", "--deflate", str(deflate)]
+    )
     out = trial.rates(reading, chars_per_browser=count * options.size)
     out["count"] = count
     return out
@@ -78,7 +82,9 @@ def main(argv=None):
                     trials = {target: [] for target in targets}
                     for _ in range(options.repeat):
                         for target in targets:
-                            trials[target].append(measure(servers[target], workdir, browsers, deflate, options))
+                            trials[target].append(
+                                measure(servers[target], workdir, browsers, deflate, options)
+                            )
                     for target in targets:
                         best = _median_trial(trials[target])
                         best.update(mode=mode, target=target, deflate=deflate, trials=options.repeat)

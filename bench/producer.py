@@ -39,7 +39,9 @@ from bench.sio_lite import SioClient, split_ack_id  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--target", choices=("tether", "bare"), required=True)
     parser.add_argument("--mode", choices=("burst", "paced", "outbox", "fanout"), default="burst")
@@ -385,7 +387,12 @@ def run_bare_fanout(options):
                 await asyncio.sleep(0)
         say(
             "RESULT",
-            {"t0": t0, "t_fed": time.monotonic_ns(), "deltas": n, "cpu_seconds": common.own_cpu_seconds() - cpu},
+            {
+                "t0": t0,
+                "t_fed": time.monotonic_ns(),
+                "deltas": n,
+                "cpu_seconds": common.own_cpu_seconds() - cpu,
+            },
         )
         await asyncio.sleep(0.5)
         client.close()

@@ -132,6 +132,9 @@ class LiveSystem:
     def close(self):
         for client in self.clients:
             client.close()
+        # Signal every process first, then wait: agents take a few seconds to close Claude Code.
+        for process in self.processes:
+            process.send()
         for process in reversed(self.processes):
             process.stop()
 

@@ -52,6 +52,10 @@ class Process:
         )
         return self
 
+    def send(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
     def stop(self, sig=signal.SIGTERM, timeout=10):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -188,7 +192,9 @@ class WebClient:
             following = dict(self.following)
         for session_id, last_seq in following.items():
             self.sio.start_background_task(
-                self.sio.emit, "subscribe", {"type": "subscribe", "sessionId": session_id, "afterSeq": last_seq},
+                self.sio.emit,
+                "subscribe",
+                {"type": "subscribe", "sessionId": session_id, "afterSeq": last_seq},
                 namespace="/web",
             )
 

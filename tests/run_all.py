@@ -37,7 +37,9 @@ def counts(report):
         return {"passed": 0, "failed": 1, "skipped": 0}
     suite = ET.parse(report).getroot()
     suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
-    total, failures, errors, skipped = (int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped"))
+    total, failures, errors, skipped = (
+        int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")
+    )
     return {"passed": total - failures - errors - skipped, "failed": failures + errors, "skipped": skipped}
 
 

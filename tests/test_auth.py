@@ -12,7 +12,6 @@ from app import create_app, db
 from app.accounts import create_agent, rotate_token
 from app.models import User
 from config import TestingConfig
-from tests.conftest import PASSWORD
 
 CSRF_INPUT = re.compile(r'<input[^>]*name="csrf_token"[^>]*>')
 
@@ -72,7 +71,9 @@ def test_login_page_has_a_hidden_csrf_token_and_the_form_fields(csrf_client):
     assert len(csrf_token(page)) > 20
     text = page.get_data(as_text=True)
     assert re.search(r'<input[^>]*name="username"', text)
-    assert re.search(r'<input[^>]*(name="password"[^>]*type="password"|type="password"[^>]*name="password")', text)
+    assert re.search(
+        r'<input[^>]*(name="password"[^>]*type="password"|type="password"[^>]*name="password")', text
+    )
     assert re.search(r'<button[^>]*type="submit"', text)
 
 

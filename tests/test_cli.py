@@ -51,7 +51,8 @@ def agent_for_token(app, token):
 def counts(app):
     with app.app_context():
         return tuple(
-            db.session.scalar(db.select(db.func.count()).select_from(model)) for model in (User, Agent, Project)
+            db.session.scalar(db.select(db.func.count()).select_from(model))
+            for model in (User, Agent, Project)
         )
 
 
@@ -278,7 +279,9 @@ def test_projects_create_takes_a_permission_mode(app, runner):
     assert result.exit_code == 0
     with app.app_context():
         assert db.session.get(Project, last_line(result.stdout)).permission_mode == "plan"
-    bad = invoke(runner, "projects", "create", "alice", "laptop", "other", "/srv/app", "--permission-mode", "yolo")
+    bad = invoke(
+        runner, "projects", "create", "alice", "laptop", "other", "/srv/app", "--permission-mode", "yolo"
+    )
     assert_one_line_failure(bad, "permission mode must be one of default, acceptEdits, plan")
     assert counts(app) == (1, 1, 1)
 

@@ -52,6 +52,13 @@ def make_app(url, **settings):
     return create_app(type("CustomConfig", (Config,), {"SQLALCHEMY_DATABASE_URI": url, **settings}))
 
 
+@pytest.fixture
+def app_url(database_url, monkeypatch):
+    """The test database's URL as the app would use it (plain postgresql:// -> psycopg 3)."""
+    monkeypatch.setenv("TETHER_DATABASE_URL", database_url)
+    return config._database_url()
+
+
 def table_names(app):
     with app.app_context():
         return set(sa.inspect(db.engine).get_table_names())
@@ -72,7 +79,7 @@ def test_create_app_with_testing_config_builds_a_ready_app():
         assert app.testing
         assert app.config["SECRET_KEY"] == "testing-secret"
         assert app.config["WTF_CSRF_ENABLED"] is False
-        assert TABLES <= table_names(app)
+        assert table_names(app) >= TABLES
         assert {"sqlalchemy", "migrate", "socketio", "csrf"} <= set(app.extensions)
         routes = {rule.rule for rule in app.url_map.iter_rules()}
         assert {"/login", "/logout", "/", "/projects/<project_id>"} <= routes
@@ -85,15 +92,15 @@ def test_app_fixture_creates_every_table_in_the_test_database(app):
     assert TABLES | {"alembic_version"} <= table_names(app)
 
 
-def test_creating_the_app_twice_on_one_database_keeps_its_data(database_url, tmp_path):
+def test_creating_the_app_twice_on_one_database_keeps_its_data(app_url):
     from app.accounts import create_user
     from app.models import User
 
-    first = make_app(database_url, SECRET_KEY="k", TESTING=True)
+    first = make_app(app_url, SECRET_KEY="k", TESTING=True)
     with first.app_context():
         create_user("alice", "long enough password")
     dispose(first)
-    second = make_app(database_url, SECRET_KEY="k", TESTING=True)
+    second = make_app(app_url, SECRET_KEY="k", TESTING=True)
     try:
         with second.app_context():
             assert [u.username for u in db.session.scalars(db.select(User))] == ["alice"]
@@ -128,8 +135,8 @@ def test_app_loggers_still_log_after_the_tables_are_created(tmp_path):
 
 def test_default_database_is_a_sqlite_file_in_the_instance_folder(monkeypatch, tmp_path):
     module = make_config_module(monkeypatch, TETHER_INSTANCE_PATH=str(tmp_path / "inst"))
-    assert module.INSTANCE_DIR == tmp_path / "inst"
-    assert module.Config.SQLALCHEMY_DATABASE_URI == f"sqlite:///{tmp_path / 'inst' / 'tether.sqlite3'}"
+    assert tmp_path / "inst" == module.INSTANCE_DIR
+    assert f"sqlite:///{tmp_path / 'inst' / 'tether.sqlite3'}" == module.Config.SQLALCHEMY_DATABASE_URI
 
 
 def test_default_instance_folder_is_next_to_config(monkeypatch):
@@ -141,7 +148,10 @@ def test_default_instance_folder_is_next_to_config(monkeypatch):
 @pytest.mark.parametrize(
     ("given", "used"),
     [
-        ("postgresql://tether:pw@db.example:5432/tether", "postgresql+psycopg://tether:pw@db.example:5432/tether"),
+        (
+            "postgresql://tether:pw@db.example:5432/tether",
+            "postgresql+psycopg://tether:pw@db.example:5432/tether",
+        ),
         ("postgres://tether@db.example/tether", "postgresql+psycopg://tether@db.example/tether"),
         ("postgresql+psycopg://u@h/d", "postgresql+psycopg://u@h/d"),
         ("sqlite:////var/lib/tether/tether.sqlite3", "sqlite:////var/lib/tether/tether.sqlite3"),
@@ -149,7 +159,7 @@ def test_default_instance_folder_is_next_to_config(monkeypatch):
 )
 def test_database_url_is_read_and_plain_postgresql_gets_psycopg_3(monkeypatch, given, used):
     module = make_config_module(monkeypatch, TETHER_DATABASE_URL=given)
-    assert module.Config.SQLALCHEMY_DATABASE_URI == used
+    assert used == module.Config.SQLALCHEMY_DATABASE_URI
 
 
 def test_plain_database_url_of_the_test_database_works_as_is(monkeypatch, database_url):
@@ -216,8 +226,8 @@ def instance_dir(tmp_path, monkeypatch):
     return path
 
 
-def test_development_generates_a_secret_key_once_and_reuses_it(instance_dir, database_url):
-    first = make_app(database_url, SECRET_KEY=None)
+def test_development_generates_a_secret_key_once_and_reuses_it(instance_dir, app_url):
+    first = make_app(app_url, SECRET_KEY=None)
     key_file = instance_dir / "secret_key"
     key = key_file.read_text().strip()
     assert len(key) >= 64
@@ -225,7 +235,7 @@ def test_development_generates_a_secret_key_once_and_reuses_it(instance_dir, dat
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     dispose(first)
 
-    second = make_app(database_url, SECRET_KEY=None)
+    second = make_app(app_url, SECRET_KEY=None)
     assert second.config["SECRET_KEY"] == key
     assert key_file.read_text().strip() == key
     dispose(second)
@@ -240,8 +250,8 @@ def test_each_instance_folder_gets_its_own_secret_key(tmp_path, monkeypatch):
     assert (tmp_path / "one" / "secret_key").read_text().strip() == keys[0]
 
 
-def test_explicit_secret_key_writes_no_key_file(instance_dir, database_url):
-    app = make_app(database_url, SECRET_KEY="from-the-environment")
+def test_explicit_secret_key_writes_no_key_file(instance_dir, app_url):
+    app = make_app(app_url, SECRET_KEY="from-the-environment")
     assert app.config["SECRET_KEY"] == "from-the-environment"
     assert not (instance_dir / "secret_key").exists()
     dispose(app)
@@ -252,6 +262,7 @@ def test_flask_command_without_secret_key_keeps_its_key_in_the_instance_path(tmp
     instance = tmp_path / "instance"
     env = make_env(TETHER_INSTANCE_PATH=str(instance))
     flask = os.path.join(os.path.dirname(sys.executable), "flask")
+    keys = []
     for _ in range(2):
         done = subprocess.run(
             [flask, "--app", "wsgi", "agents", "list", "nobody"],
@@ -262,9 +273,8 @@ def test_flask_command_without_secret_key_keeps_its_key_in_the_instance_path(tmp
             timeout=60,
         )
         assert done.returncode == 1 and "no user named 'nobody'" in done.stderr
-        if _ == 0:
-            key = (instance / "secret_key").read_text()
-    assert (instance / "secret_key").read_text() == key
+        keys.append((instance / "secret_key").read_text())
+    assert keys[0] == keys[1]
     assert (instance / "tether.sqlite3").exists()
 
 

@@ -117,7 +117,10 @@ def test_adding_an_agent_shows_its_token_once_with_the_start_command(app, client
     reply = client.post("/agents", data={"name": "desktop"})
     assert reply.status_code == 200
     token = html.unescape(re.search(r'data-testid="token"[^>]*>([^<]+)<', page_text(reply)).group(1))
-    assert start_command(reply) == f"python -m agent_client --server http://localhost --token {token} --name desktop"
+    assert (
+        start_command(reply)
+        == f"python -m agent_client --server http://localhost --token {token} --name desktop"
+    )
     with app.app_context():
         agent = db.session.scalar(db.select(Agent).filter_by(name="desktop"))
         assert agent.token_hash == hash_token(token)
@@ -141,7 +144,7 @@ def test_start_command_uses_the_address_the_browser_used(client, seed):
     data = {"username": seed.username, "password": seed.password}
     assert client.post("/login", data=data, base_url=base).status_code == 302
     reply = client.post("/agents", data={"name": "desktop"}, base_url=base)
-    assert shell_words(start_command(reply))[3] == base
+    assert shell_words(start_command(reply))[3:5] == ["--server", base]
 
 
 @pytest.mark.parametrize("name", ["my laptop", "bob's box", "a;b"])
@@ -218,7 +221,11 @@ def test_adding_a_project_lists_it_with_a_link(app, client, seed):
     assert reply.status_code == 200
     with app.app_context():
         project = db.session.scalar(db.select(Project).filter_by(name="api"))
-        assert (project.path, project.agent_id, project.permission_mode) == ("/srv/api", seed.agent_id, "acceptEdits")
+        assert (project.path, project.agent_id, project.permission_mode) == (
+            "/srv/api",
+            seed.agent_id,
+            "acceptEdits",
+        )
     assert f"/projects/{project.id}" in project_links(reply)
 
 

@@ -89,7 +89,10 @@ REQUIRED_FIELDS = [
     if field.required
 ]
 ID_FIELDS = [
-    (audience, event, name) for (audience, event), example in EXAMPLES.items() for name in example if name.endswith("Id")
+    (audience, event, name)
+    for (audience, event), example in EXAMPLES.items()
+    for name in example
+    if name.endswith("Id")
 ]
 EVENT_NAMES = sorted({event for _, event in ALL_SCHEMAS})
 

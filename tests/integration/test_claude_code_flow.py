@@ -15,7 +15,11 @@ def ready(live, browsers=1, **agent_kwargs):
 
 def events_of(browser, command_id, kind):
     with browser.cond:
-        return [r["event"] for r in browser.results if r["commandId"] == command_id and r.get("event", {}).get("type") == kind]
+        return [
+            r["event"]
+            for r in browser.results
+            if r["commandId"] == command_id and r.get("event", {}).get("type") == kind
+        ]
 
 
 def test_bash_tool_call_and_its_output_arrive_as_events(live):
@@ -40,12 +44,17 @@ def test_write_asks_every_browser_and_allow_from_one_writes_the_file(live):
         wait_until(lambda b=browser: b.permissions, message="permission request in each browser")
     request = first.permissions[0]
     assert request["toolName"] == "Write" and request["commandId"] == reply["commandId"]
-    ack = second.call("permission_response", {"sessionId": reply["sessionId"], "requestId": request["requestId"], "decision": "allow"})
+    ack = second.call(
+        "permission_response",
+        {"sessionId": reply["sessionId"], "requestId": request["requestId"], "decision": "allow"},
+    )
     assert ack["ok"]
     assert first.wait_final(reply["commandId"])["status"] == "complete"
     with open(os.path.join(seed.project_path, "allowed.txt")) as file:
         assert file.read() == "hello from tether"
-    wait_until(lambda: any(name == "permission_resolved" for name, _ in first.events), message="resolved event")
+    wait_until(
+        lambda: any(name == "permission_resolved" for name, _ in first.events), message="resolved event"
+    )
 
 
 def test_deny_keeps_the_file_unwritten_and_the_model_hears_why(live):
@@ -55,7 +64,12 @@ def test_deny_keeps_the_file_unwritten_and_the_model_hears_why(live):
     request = browser.permissions[0]
     browser.call(
         "permission_response",
-        {"sessionId": reply["sessionId"], "requestId": request["requestId"], "decision": "deny", "message": "not today"},
+        {
+            "sessionId": reply["sessionId"],
+            "requestId": request["requestId"],
+            "decision": "deny",
+            "message": "not today",
+        },
     )
     browser.wait_final(reply["commandId"])
     assert not os.path.exists(os.path.join(seed.project_path, "denied.txt"))
@@ -71,7 +85,10 @@ def test_pending_permission_is_shown_again_to_a_browser_that_subscribes_later(li
     late.follow(reply["sessionId"])
     wait_until(lambda: late.permissions, message="permission request replayed to a late browser")
     assert late.permissions[0]["requestId"] == browser.permissions[0]["requestId"]
-    late.call("permission_response", {"sessionId": reply["sessionId"], "requestId": late.permissions[0]["requestId"], "decision": "allow"})
+    late.call(
+        "permission_response",
+        {"sessionId": reply["sessionId"], "requestId": late.permissions[0]["requestId"], "decision": "allow"},
+    )
     assert browser.wait_final(reply["commandId"])["status"] == "complete"
 
 

@@ -15,7 +15,9 @@ def expected_slow_text(count):
 
 def stored_text(app, command_id):
     with app.app_context():
-        chunks = db.session.scalars(db.select(Chunk).filter_by(command_id=command_id).order_by(Chunk.seq)).all()
+        chunks = db.session.scalars(
+            db.select(Chunk).filter_by(command_id=command_id).order_by(Chunk.seq)
+        ).all()
         db.session.remove()
         return "".join(chunk.response for chunk in chunks), [chunk.seq for chunk in chunks]
 
