@@ -12,8 +12,12 @@ def _database_url():
     url = os.environ.get("TETHER_DATABASE_URL")
     if not url:
         return f"sqlite:///{INSTANCE_DIR / 'tether.sqlite3'}"
-    # A plain postgresql:// URL must work as is: point SQLAlchemy at psycopg 3,
-    # the driver we install, instead of its default psycopg2.
+    return sqlalchemy_url(url)
+
+
+def sqlalchemy_url(url):
+    """A plain postgresql:// URL must work as is: point SQLAlchemy at psycopg 3,
+    the driver we install, instead of its default psycopg2."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
@@ -70,6 +74,8 @@ class Config:
     MAX_SEND_QUEUE = 2000
     # How long a running command waits for its lost agent to come back.
     AGENT_LOST_GRACE = float(os.environ.get("TETHER_AGENT_LOST_GRACE", "30"))
+    # A command its agent has not acknowledged after this long is sent again.
+    REDISPATCH_AFTER = float(os.environ.get("TETHER_REDISPATCH_AFTER", "10"))
     PRESENCE_INTERVAL = float(os.environ.get("TETHER_PRESENCE_INTERVAL", "10"))
     PRESENCE_TIMEOUT = float(os.environ.get("TETHER_PRESENCE_TIMEOUT", "30"))
     # Group commit: how long the chunk writer waits to gather a batch.

@@ -9,6 +9,7 @@ import contextlib
 import logging
 import socket
 import threading
+from collections import OrderedDict
 
 import socketio
 
@@ -29,6 +30,7 @@ from protocol import (
 log = logging.getLogger("tether.agent")
 HEARTBEAT_INTERVAL = 10.0
 FINAL_ERROR_CODES = set(ERROR_CODES)
+ACCEPTED_MEMORY = 10_000
 
 
 class FatalConnectError(RuntimeError):
@@ -66,6 +68,7 @@ class AgentClient:
         self.outbox = Outbox(self._send_chunk, window=coalesce_window, state_dir=state_dir)
         self.runner = runner_factory(self)
         self._pending_permissions = {}  # request id -> permission_request payload
+        self._accepted = OrderedDict()  # recent command ids, so a resent command runs once
         self._lock = threading.Lock()
         self._fatal = None
         self._stopped = threading.Event()
@@ -191,6 +194,8 @@ class AgentClient:
     def _on_agent_command(self, payload):
         try:
             message = load("agent", Events.AGENT_COMMAND, payload)
+            if message["commandId"] in self._accepted:
+                return ok_reply(repeated=True)  # sent again by the server: it runs once
             options = message["options"]
             cwd = resolve_workdir(options["workingDirectory"], self.roots)
             self.runner.run(self._request(message, cwd))
@@ -203,8 +208,14 @@ class AgentClient:
         except Exception as error:  # never let a handler die
             log.exception("could not start command")
             return error_reply("internal", str(error))
+        self._remember_accepted(message["commandId"])
         log.info("command %s: running in %s", message["commandId"], cwd)
         return ok_reply()
+
+    def _remember_accepted(self, command_id):
+        self._accepted[command_id] = True
+        while len(self._accepted) > ACCEPTED_MEMORY:
+            self._accepted.popitem(last=False)
 
     def _request(self, message, cwd):
         options = message["options"]

@@ -39,7 +39,9 @@ def create_app(config_class=Config, async_mode="threading"):
     if app.config["PROXY_COUNT"]:
         count = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
+    # Our own loggers speak at INFO whatever the root level (Alembic's config sets it to WARN).
+    logging.getLogger("tether").setLevel(logging.INFO)
 
     db.init_app(app)
     migrate.init_app(app, db)

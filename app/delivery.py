@@ -63,7 +63,8 @@ class RedisDeliveryManager(socketio.RedisManager):
 
     def _handle_emit(self, message):
         if _is_session_result(message.get("event"), message.get("namespace")):
-            return self.delivery.live(message["data"])
+            data = message["data"]  # the pub/sub manager wraps the payload in a list
+            return self.delivery.live(data[0] if isinstance(data, list) else data)
         return super()._handle_emit(message)
 
 
@@ -74,6 +75,7 @@ class Subscription:
         self.sid = sid
         self.session_id = session_id
         self.cursor = cursor
+        self.stalled_at = None  # the cursor at which the last tail check found it behind
         self.lock = threading.Lock()
 
 
@@ -128,6 +130,32 @@ class SessionDelivery:
     def subscribed(self, sid, session_id):
         return sid in self._by_session.get(session_id, {})
 
+    def catch_up_all(self):
+        """Send every subscriber what storage has beyond its cursor.
+
+        Live results can be lost on the way between processes (Redis restarting);
+        a later result reveals the gap, but nothing reveals a lost *last* result.
+        The presence loop calls this every few seconds to close such tails.
+        """
+        from app.storage import session_heads
+
+        with self._lock:
+            subscriptions = [sub for subs in self._by_session.values() for sub in subs.values()]
+        if not subscriptions:
+            return
+        with self.app.app_context():
+            heads = session_heads({sub.session_id for sub in subscriptions})
+        for subscription in subscriptions:
+            behind = heads.get(subscription.session_id, 0) > subscription.cursor
+            # Behind twice at the same cursor: live delivery is not coming.
+            if behind and subscription.stalled_at == subscription.cursor:
+                log.info(
+                    "session %s: subscriber stalled behind storage; catching up", subscription.session_id
+                )
+                with subscription.lock:
+                    self._catch_up(subscription)
+            subscription.stalled_at = subscription.cursor if behind else None
+
     # -- delivering --------------------------------------------------------
 
     def live(self, message):
@@ -142,6 +170,12 @@ class SessionDelivery:
                 if seq <= subscription.cursor:
                     continue  # already sent by a replay or catch-up
                 if seq > subscription.cursor + 1:
+                    log.info(
+                        "session %s: results %d..%d missed live; sending them from storage",
+                        subscription.session_id,
+                        subscription.cursor + 1,
+                        seq - 1,
+                    )
                     self._catch_up(subscription, upto=seq - 1)
                 if seq == subscription.cursor + 1 and self._send(subscription.sid, packets):
                     subscription.cursor = seq

@@ -124,11 +124,15 @@ def end_command(writer, command_id, code, message):
 
 
 def run_presence_loop(app, writer):
+    from app.relay import redispatch_unacknowledged
+
     while True:
         socketio.sleep(app.config["PRESENCE_INTERVAL"])
         with app.app_context():
             try:
                 sweep(app, writer)
+                redispatch_unacknowledged(app.config["REDISPATCH_AFTER"])
+                app.extensions["tether_delivery"].catch_up_all()
             except Exception:  # the loop must outlive a database blip
                 log.exception("presence sweep failed")
                 db.session.rollback()

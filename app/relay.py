@@ -7,12 +7,13 @@ raised as ProtocolError and answered by the caller in the contract's shape.
 
 import contextlib
 import logging
+from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from app import accounts, db, socketio
+from app import SERVER_ID, accounts, db, socketio
 from app.models import (
     ACTIVE_STATES,
     Agent,
@@ -199,6 +200,24 @@ def _dispatch(agent, session, project, command):
         namespace=AGENT_NAMESPACE,
         callback=acknowledged,
     )
+
+
+def redispatch_unacknowledged(after_seconds):
+    """Send again the commands our agents never acknowledged (lost between processes).
+
+    Only the process holding the agent's socket does it, so the emit is local.
+    The agent answers a command id it already has without running it twice.
+    """
+    cutoff = utcnow() - timedelta(seconds=after_seconds)
+    stuck = db.session.scalars(
+        db.select(Command)
+        .join(Agent, Agent.id == Command.agent_id)
+        .filter(Command.state == "sent", Command.created_at < cutoff, Agent.server_id == SERVER_ID)
+    ).all()
+    for command in stuck:
+        session = command.session
+        log.info("command %s was never acknowledged; sending it again", command.id)
+        _dispatch(db.session.get(Agent, command.agent_id), session, session.project, command)
 
 
 def _agent_answered(app, session_id, command_id, reply):

@@ -48,6 +48,15 @@ def stored_results(session_id, after_seq, upto_seq=None, limit=500):
     return [chunk.to_wire() for chunk in chunks], last_seq
 
 
+def session_heads(session_ids):
+    """The last seq of each session, in one query."""
+    rows = db.session.execute(
+        db.select(ChatSession.id, ChatSession.last_seq).filter(ChatSession.id.in_(session_ids))
+    ).all()
+    db.session.rollback()
+    return dict(rows)
+
+
 class ChunkWriter:
     """The process's single writer: batches chunks, stores them, then fans them out."""
 

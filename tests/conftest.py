@@ -1,6 +1,7 @@
 """Fixtures: the app on a fresh database (SQLite, or PostgreSQL with TETHER_TEST_DB=postgresql),
 and a live system of real processes for integration tests."""
 
+import contextlib
 import os
 import uuid
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ import pytest
 
 from app import create_app, db
 from app.accounts import create_agent, create_project, create_user
-from config import TestingConfig
+from config import TestingConfig, sqlalchemy_url
 from tests.harness import AgentProcess, ServerProcess, WebClient
 
 pytest_plugins = ["tests.claude_fixtures"]
@@ -19,34 +20,54 @@ PG_ADMIN_URL = os.environ.get("TETHER_TEST_PG_ADMIN", "postgresql://127.0.0.1:54
 PASSWORD = "correct horse battery"
 
 
+@contextlib.contextmanager
+def fresh_postgresql_database():
+    """A new PostgreSQL database on the local server, dropped afterwards."""
+    name = f"tether_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def database_url(tmp_path):
     """A fresh, empty database for one test."""
     if os.environ.get("TETHER_TEST_DB") != "postgresql":
         yield f"sqlite:///{tmp_path / 'tether.sqlite3'}"
         return
-    name = f"tether_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgresql_database() as url:
+        yield url
 
 
 @pytest.fixture
-def app(database_url, tmp_path, monkeypatch):
-    from config import _database_url
+def postgresql_url():
+    """Always PostgreSQL: for tests of several server processes sharing one database."""
+    with fresh_postgresql_database() as url:
+        yield url
 
-    monkeypatch.setenv("TETHER_DATABASE_URL", database_url)
+
+@contextlib.contextmanager
+def app_on(database_url):
+    """The app (TestingConfig) on a given database; tables created on start."""
 
     class Config(TestingConfig):
-        SQLALCHEMY_DATABASE_URI = _database_url()
+        SQLALCHEMY_DATABASE_URI = sqlalchemy_url(database_url)
 
     app = create_app(Config)
     yield app
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(database_url):
+    with app_on(database_url) as app:
+        yield app
 
 
 @pytest.fixture
@@ -88,14 +109,18 @@ def seed(app, tmp_path):
 class LiveSystem:
     """The real server process, plus agents and web clients started on demand."""
 
-    def __init__(self, app, database_url, workdir, claude_env):
+    def __init__(self, app, database_url, workdir, claude_env, server_env=None):
         self.app = app
         self.database_url = database_url
         self.workdir = workdir
         self.claude_env = claude_env
-        self.server = ServerProcess(database_url, workdir)
+        self.server_env = server_env or {}
+        self.server = self.new_server()
         self.processes = [self.server]
         self.clients = []
+
+    def new_server(self, port=None):
+        return ServerProcess(self.database_url, self.workdir, port=port, extra_env=self.server_env)
 
     @property
     def url(self):
@@ -110,22 +135,23 @@ class LiveSystem:
         os.makedirs(path, exist_ok=True)
         return make_seed(self.app, path, username, agent_name)
 
-    def agent(self, seed, name=None, **kwargs):
+    def agent(self, seed, name=None, server=None, **kwargs):
+        url = (server or self.server).url
         process = AgentProcess(
-            self.url, seed.token, self.workdir, self.claude_env, name=name or seed.agent_name, **kwargs
+            url, seed.token, self.workdir, self.claude_env, name=name or seed.agent_name, **kwargs
         )
         self.processes.append(process)
         return process.start()
 
-    def browser(self, seed):
-        client = WebClient(self.url, seed.username, seed.password).connect()
+    def browser(self, seed, server=None):
+        client = WebClient((server or self.server).url, seed.username, seed.password).connect()
         self.clients.append(client)
         return client
 
     def restart_server(self, kill=True):
         port = self.server.port
         self.server.kill() if kill else self.server.stop()
-        self.server = ServerProcess(self.database_url, self.workdir, port=port)
+        self.server = self.new_server(port)
         self.processes.append(self.server)
         self.server.start()
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import socketio
 from flask_socketio import ConnectionRefusedError
 
 from app import db
@@ -12,7 +13,7 @@ from app.models import Agent, Project, User, hash_token
 from app.sockets.agent import _authenticate
 from protocol import PROTOCOL_VERSION
 from tests.conftest import PASSWORD
-from tests.harness import ROOT
+from tests.harness import ROOT, ServerProcess, wait_until
 
 FLASK = os.path.join(os.path.dirname(sys.executable), "flask")
 
@@ -365,3 +366,47 @@ def test_admin_command_failure_as_a_real_process_is_one_line_on_stderr(app, data
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == ["Error: no user named 'nobody'"]
     assert counts(app) == (0, 0, 0)
+
+
+# -- a connected agent and the commands ------------------------------------------------
+
+
+@pytest.fixture
+def running_server(app, database_url, tmp_path):
+    """The real server on the test database (its tables made by the `app` fixture)."""
+    server = ServerProcess(database_url, str(tmp_path)).start()
+    yield server
+    server.stop()
+
+
+def make_agent_connection(url, token):
+    """A bare Socket.IO client logged in on /agent with `token`, not reconnecting."""
+    client = socketio.Client(reconnection=False)
+    auth = {"token": token, "protocolVersion": PROTOCOL_VERSION, "name": "probe"}
+    client.connect(url, namespaces=["/agent"], auth=auth, transports=["websocket"], wait_timeout=10)
+    return client
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("command", ["revoke", "rotate"])
+def test_revoking_or_rotating_from_the_command_line_cuts_a_connected_agent_off(
+    running_server, seed, database_url, tmp_path, command
+):
+    connection = make_agent_connection(running_server.url, seed.token)
+    try:
+        assert connection.connected
+        done = run_flask(
+            database_url, tmp_path / "instance", "agents", command, seed.username, seed.agent_name
+        )
+        assert done.returncode == 0, done.stderr
+        try:
+            wait_until(
+                lambda: not connection.connected, timeout=10, message="the old token's connection to end"
+            )
+        except AssertionError:
+            pytest.fail(
+                f"BUG: after `flask agents {command}` in another process the agent stays connected "
+                "with its old token; only revoked or expired agents are cut off by the presence sweep"
+            )
+    finally:
+        connection.disconnect()

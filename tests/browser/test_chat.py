@@ -1,0 +1,146 @@
+"""The chat page against the real agent and Claude Code: streaming, Markdown, several browsers,
+permissions and stop."""
+
+import os
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser.helpers import (
+    ANSWER_TIMEOUT_MS,
+    answer,
+    send,
+    session_id_of,
+    slow_text,
+    turn,
+    wait_state,
+)
+
+
+def test_send_button_streams_the_answer_and_puts_the_session_in_the_url(ui):
+    ui.start_agent()
+    page = ui.chat()
+    expect(page.get_by_test_id("empty-state")).to_be_visible()
+    send(page, "slow: 60 30")
+    # The text grows while it streams, then ends whole.
+    expect(answer(page)).to_contain_text("w3", timeout=ANSWER_TIMEOUT_MS)
+    expect(page.get_by_test_id("stop")).to_be_visible()
+    wait_state(turn(page))
+    expect(answer(page)).to_have_text(slow_text(60))
+    expect(page.get_by_test_id("user-message")).to_have_text("slow: 60 30")
+    expect(page.get_by_test_id("empty-state")).to_be_hidden()
+    expect(page.get_by_test_id("stop")).to_be_hidden()
+    session_id = session_id_of(page)
+    expect(page.locator(f"[data-testid=session-list] a[data-session-id='{session_id}']")).to_have_attribute(
+        "aria-current", "page"
+    )
+
+
+def test_enter_sends_and_shift_enter_breaks_the_line(ui):
+    ui.start_agent()
+    page = ui.chat()
+    prompt = page.get_by_test_id("prompt")
+    prompt.click()
+    prompt.press_sequentially("say: first line")
+    prompt.press("Shift+Enter")
+    prompt.press_sequentially("second line")
+    expect(prompt).to_have_value("say: first line\nsecond line")
+    expect(page.get_by_test_id("turn")).to_have_count(0)
+
+    prompt.press("Enter")
+    expect(prompt).to_have_value("")
+    wait_state(turn(page))
+    assert page.get_by_test_id("user-message").text_content() == "say: first line\nsecond line"
+    assert answer(page).text_content().strip() == "first line\nsecond line"
+    session_id_of(page)
+
+
+def test_markdown_is_rendered_and_raw_html_is_not(ui):
+    ui.start_agent()
+    page = ui.chat()
+    send(page, "say: **bold** and `code` and <b>raw</b>\n\n```python\nprint('hi')\n```", key="Enter")
+    wait_state(turn(page))
+    message = answer(page)
+    expect(message.locator("strong")).to_have_text("bold")
+    expect(message.locator("p code")).to_have_text("code")
+    expect(message.locator("b")).to_have_count(0)
+    expect(message).to_contain_text("<b>raw</b>")
+    expect(message.locator("pre code.hljs")).to_contain_text("print('hi')")
+
+
+def test_second_browser_on_the_same_session_sees_the_same_text(ui):
+    ui.start_agent()
+    first = ui.chat()
+    send(first, "slow: 100 30")
+    session_id = session_id_of(first)
+    expect(answer(first)).to_contain_text("w1", timeout=ANSWER_TIMEOUT_MS)
+    second = ui.chat(session_id=session_id)  # another browser, joining mid-stream
+    for page in (first, second):
+        wait_state(turn(page))
+        expect(answer(page)).to_have_text(slow_text(100))
+        expect(page.get_by_test_id("turn")).to_have_count(1)
+    expect(second.get_by_test_id("user-message")).to_have_text("slow: 100 30")
+
+    # and the next command, sent from the second browser, reaches the first
+    send(second, "say: from the second browser")
+    for page in (first, second):
+        expect(page.get_by_test_id("turn")).to_have_count(2)
+        wait_state(turn(page))
+        expect(answer(page)).to_have_text("from the second browser")
+    expect(first.get_by_test_id("user-message").last).to_have_text("say: from the second browser")
+
+
+def test_allow_from_the_page_writes_the_file(ui):
+    ui.start_agent()
+    page = ui.chat()
+    send(page, "write: allowed.txt written from the page")
+    request = page.get_by_test_id("permission-request")
+    expect(request).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
+    expect(request).to_have_attribute("data-tool-name", "Write")
+    expect(request).to_contain_text("allowed.txt")
+    request.get_by_test_id("allow").click()
+    expect(request).to_have_count(0)
+    wait_state(turn(page))
+    expect(page.get_by_test_id("tool-call")).to_have_attribute("data-tool-state", "done")
+    with open(os.path.join(ui.seed.project_path, "allowed.txt")) as file:
+        assert file.read() == "written from the page"
+
+
+def test_deny_from_the_page_leaves_no_file(ui):
+    ui.start_agent()
+    page = ui.chat()
+    send(page, "write: denied.txt never written")
+    request = page.get_by_test_id("permission-request")
+    expect(request).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
+    request.get_by_test_id("deny").click()
+    expect(request).to_have_count(0)
+    expect(page.get_by_test_id("turn").last).to_have_attribute(
+        "data-state", re.compile("done|failed"), timeout=ANSWER_TIMEOUT_MS
+    )
+    expect(page.get_by_test_id("tool-call")).to_have_attribute("data-tool-state", "error")
+    assert not os.path.exists(os.path.join(ui.seed.project_path, "denied.txt"))
+
+
+def test_stop_button_and_escape_stop_the_running_command(ui):
+    ui.start_agent()
+    page = ui.chat()
+    stop = page.get_by_test_id("stop")
+    expect(stop).to_be_hidden()
+
+    send(page, "slow: 2000 20")
+    expect(answer(page)).to_contain_text("w2", timeout=ANSWER_TIMEOUT_MS)
+    expect(stop).to_be_visible()
+    stop.click()
+    wait_state(turn(page), "stopped")
+    expect(turn(page).get_by_test_id("command-error")).to_be_visible()
+    expect(stop).to_be_hidden()
+    assert "w1999" not in answer(page).text_content()
+
+    send(page, "slow: 2000 20")
+    expect(page.get_by_test_id("turn")).to_have_count(2)
+    expect(answer(page)).to_contain_text("w2", timeout=ANSWER_TIMEOUT_MS)
+    expect(stop).to_be_visible()
+    page.keyboard.press("Escape")
+    wait_state(turn(page), "stopped")
+    expect(stop).to_be_hidden()
+    expect(page.get_by_test_id("send")).to_be_enabled()
