@@ -38,14 +38,14 @@ def test_server_restart_mid_stream_shows_disconnected_then_connected_and_loses_n
 def test_reload_mid_stream_shows_the_whole_answer_once(ui):
     ui.start_agent()
     page = ui.chat()
-    send(page, "slow: 150 20")
+    send(page, "slow: 250 20")
     session_id = session_id_of(page)
     expect(answer(page)).to_contain_text("w5", timeout=ANSWER_TIMEOUT_MS)
 
     page.reload()
     assert session_id_of(page) == session_id
     expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected")
-    expect(page.get_by_test_id("user-message")).to_have_text("slow: 150 20")
+    expect(page.get_by_test_id("user-message")).to_have_text("slow: 250 20")
     wait_state(turn(page))
-    expect(answer(page)).to_have_text(slow_text(150))
+    expect(answer(page)).to_have_text(slow_text(250))
     expect(page.get_by_test_id("turn")).to_have_count(1)

@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from tests.conftest import LiveSystem, app_on
-from tests.harness import ServerProcess, assert_gapless, free_port, unique, wait_until
+from tests.harness import assert_gapless, free_port, unique, wait_until
 
 SLOW = "slow: 150 20"
 SLOW_TEXT = " ".join(f"w{i}" for i in range(150))
