@@ -33,7 +33,11 @@ def main():
     host = os.environ.get("TETHER_HOST", "127.0.0.1")
     port = int(os.environ.get("TETHER_PORT", "5000"))
     print(f"Tether serving on http://{host}:{port} ({ASYNC_MODE})", flush=True)
-    socketio.run(app, host=host, port=port, log_output=False)
+    options = {}
+    if ASYNC_MODE == "eventlet":
+        # eventlet.wsgi serves at most 1,024 connections at once by default.
+        options["max_size"] = int(os.environ.get("TETHER_MAX_CONNECTIONS", "20000"))
+    socketio.run(app, host=host, port=port, log_output=False, **options)
 
 
 if __name__ == "__main__":

@@ -164,6 +164,8 @@ class Server:
                 args.append("--no-storage")
             if kind == "tether-wal":
                 args.append("--sqlite-wal")
+            if options.get("profile"):
+                args += ["--profile", options["profile"]]
             env = os.environ.copy()
             env.update(
                 TETHER_ASYNC_MODE=mode,

@@ -15,6 +15,7 @@ socketio.run(). The knobs:
                 relay in messages rather than the rate limiter.
 --sqlite-wal    SQLite in WAL mode with synchronous=NORMAL (a commit no longer waits
                 for fsync; the write-ahead log is synced at checkpoints).
+--profile FILE  run under cProfile for --profile-seconds (20) and write its stats to FILE.
 --no-storage    a relay that stores nothing: chunks are numbered in memory and fanned out
                 as usual, only the final state of each command is written. Every browser
                 must subscribe before the stream starts (there is no history to replay).
@@ -30,6 +31,8 @@ ARGS.add_argument("--max-size", type=int)
 ARGS.add_argument("--agent-rate", type=float)
 ARGS.add_argument("--no-storage", action="store_true")
 ARGS.add_argument("--sqlite-wal", action="store_true")
+ARGS.add_argument("--profile", metavar="FILE", help="cProfile the server; stats written after --profile-seconds")
+ARGS.add_argument("--profile-seconds", type=float, default=20.0)
 OPTIONS = ARGS.parse_args()
 ASYNC_MODE = os.environ.get("TETHER_ASYNC_MODE", "gevent")
 
@@ -135,9 +138,26 @@ def sqlite_wal(app):
         db.engine.dispose()  # connections opened before the listener get replaced
 
 
+def profile(path, seconds):
+    """Profile the whole process (every greenlet) for `seconds`, then write the stats."""
+    import cProfile
+
+    profiler = cProfile.Profile()
+
+    def stop():
+        socketio.sleep(seconds)
+        profiler.disable()
+        profiler.dump_stats(path)
+
+    socketio.start_background_task(stop)
+    profiler.enable()
+
+
 def main():
     BenchConfig.check()
     app = create_app(BenchConfig, async_mode=ASYNC_MODE)
+    if OPTIONS.profile:
+        profile(OPTIONS.profile, OPTIONS.profile_seconds)
     if OPTIONS.seed:
         print("SEED " + json.dumps(seed(app, OPTIONS.seed)), flush=True)
     if OPTIONS.no_storage:

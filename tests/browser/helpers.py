@@ -187,3 +187,45 @@ def screenshot(page: Page, name: str):
     """Save a PNG into docs/screenshots (overwritten on every run)."""
     os.makedirs(SCREENSHOTS, exist_ok=True)
     page.screenshot(path=os.path.join(SCREENSHOTS, name))
+
+
+# A Markdown answer with what tends to break a narrow layout: a heading, a list, an unbroken
+# long word, a long code line and a wide table.
+RICH_ANSWER = """say: ## Where the time goes
+
+The slow part is **`load_config()`**: it reads every file under `settings/` on each request.
+
+1. Cache the parsed settings once per process.
+2. Invalidate on `SIGHUP`.
+
+Path: /home/me/code/app/settings/very/deeply/nested/directory/with/a/long/name/production_override.toml
+
+```python
+def load_config(path="settings", reload=False, *, environment="production", strict=True, cache=None):
+    return {name: parse(open(os.path.join(path, name)).read()) for name in sorted(os.listdir(path))}
+```
+
+| file | parse time | size | last change | owner |
+|---|---|---|---|---|
+| base.toml | 41 ms | 12 KB | 2024-05-01 | platform team |
+| production_override.toml | 97 ms | 30 KB | 2024-06-11 | infrastructure team |
+"""
+
+
+def visible_buttons_shorter_than(page: Page, minimum: int):
+    """Visible buttons (and button-like submits) under `minimum` CSS pixels tall, described."""
+    return page.evaluate(
+        """(minimum) => [...document.querySelectorAll("button, input[type=submit], summary")]
+            .filter((node) => node.getClientRects().length && getComputedStyle(node).visibility !== "hidden")
+            .map((node) => [node, node.getBoundingClientRect()])
+            .filter(([, box]) => box.height < minimum - 0.5)
+            .map(([node, box]) => `${node.outerHTML.slice(0, 80)}: ${box.height}px`)""",
+        minimum,
+    )
+
+
+def horizontal_overflow(page: Page):
+    """How far the page scrolls sideways (0 when it fits)."""
+    return page.evaluate(
+        "document.scrollingElement.scrollWidth - document.scrollingElement.clientWidth"
+    )

@@ -1,0 +1,61 @@
+"""At phone size (390 x 844) nothing scrolls sideways and every button is a 44 px tap target."""
+
+from playwright.sync_api import expect
+
+from tests.browser.helpers import (
+    ANSWER_TIMEOUT_MS,
+    PHONE,
+    RICH_ANSWER,
+    answer,
+    horizontal_overflow,
+    send,
+    turn,
+    visible_buttons_shorter_than,
+    wait_state,
+)
+
+
+def assert_fits_a_phone(page):
+    width = page.evaluate("document.scrollingElement.scrollWidth")
+    assert width <= PHONE["width"], f"{page.url} is {width} px wide"
+    assert horizontal_overflow(page) == 0
+    small = visible_buttons_shorter_than(page, 44)
+    assert not small, f"tap targets under 44 px on {page.url}: {small}"
+
+
+def test_login_dashboard_and_chat_fit_a_phone(ui):
+    page = ui.page(PHONE)
+    page.goto("/login")
+    assert_fits_a_phone(page)
+    page.locator("input[name=password]").fill("wrong")
+    page.locator("input[name=username]").fill(ui.seed.username)
+    page.locator("form button[type=submit]").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    assert_fits_a_phone(page)
+
+    ui.sign_in(page)
+    ui.start_agent()
+    agent = page.locator(f"[data-agent-id='{ui.seed.agent_id}']")
+    expect(agent).to_have_attribute("data-agent-status", "online", timeout=ANSWER_TIMEOUT_MS)
+    assert_fits_a_phone(page)
+
+    ui.open_chat(page)
+    assert_fits_a_phone(page)
+    send(page, RICH_ANSWER)
+    wait_state(turn(page))
+    expect(answer(page).locator("table")).to_be_visible()
+    send(page, "bash: echo a-rather-long-output-line-" + "x" * 120)
+    wait_state(turn(page))
+    page.get_by_test_id("tool-call").first.locator("summary").click()
+    send(page, "write: notes.md phone notes")
+    expect(page.get_by_test_id("permission-request")).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
+    assert_fits_a_phone(page)
+    page.get_by_test_id("deny").click()
+    wait_state(turn(page))
+
+    # The sessions panel, opened from its button, fits as well.
+    page.locator(".sessions-toggle").click()
+    expect(page.get_by_test_id("session-list")).to_be_visible()
+    assert_fits_a_phone(page)
+    page.keyboard.press("Escape")
+    expect(page.get_by_test_id("session-list")).to_be_hidden()
