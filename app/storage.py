@@ -93,7 +93,13 @@ class ChunkWriter:
             self.socketio.sleep(self.app.config["WRITE_BATCH_WINDOW"])
             while len(batch) < self.app.config["WRITE_BATCH_MAX"] and not self.queue.empty():
                 batch.append(self.queue.get())
-            self._write_batch(batch)
+            try:
+                self._write_batch(batch)
+            except Exception:  # the writer must outlive any one batch
+                log.exception("chunk writer failed on a batch")
+                for chunk in batch:
+                    if chunk.done is not None:
+                        chunk.done.set()
 
     def _write_batch(self, batch):
         with self.app.app_context():

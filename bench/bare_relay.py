@@ -5,8 +5,8 @@
 No auth, no storage, no validation, no Flask. A client that connects with
 auth {"role": "producer"} is the producer; everyone else joins the room
 "consumers". Every `chunk` event from anyone is emitted to the room as is.
-Served like Flask-SocketIO serves Tether: eventlet.wsgi.server on eventlet.listen,
-or gevent's pywsgi.WSGIServer (WebSocket through simple-websocket), with the
+Served like Flask-SocketIO serves Tether: eventlet.wsgi.server on eventlet.listen
+(max_size 20,000 like wsgi.py), or gevent's pywsgi.WSGIServer (WebSocket through simple-websocket), with the
 same ping settings.
 """
 
@@ -15,7 +15,7 @@ import argparse
 ARGS = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ARGS.add_argument("--mode", choices=("eventlet", "gevent"), required=True)
 ARGS.add_argument("--port", type=int, required=True)
-ARGS.add_argument("--max-size", type=int, help="eventlet's connection cap (default 1,024)")
+ARGS.add_argument("--max-size", type=int, default=20_000, help="eventlet's connection cap, as Tether's")
 OPTIONS = ARGS.parse_args()
 
 if OPTIONS.mode == "eventlet":
@@ -49,8 +49,8 @@ def main():
     if OPTIONS.mode == "eventlet":
         import eventlet.wsgi
 
-        extra = {"max_size": OPTIONS.max_size} if OPTIONS.max_size else {}
-        eventlet.wsgi.server(eventlet.listen(("127.0.0.1", OPTIONS.port)), app, log_output=False, **extra)
+        listener = eventlet.listen(("127.0.0.1", OPTIONS.port))
+        eventlet.wsgi.server(listener, app, log_output=False, max_size=OPTIONS.max_size)
     else:
         from gevent import pywsgi
 

@@ -18,6 +18,7 @@ one waits for `EXIT`.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -167,10 +168,8 @@ async def stream(options, stdin):
         ready.update(sessionId=reply["sessionId"], commandId=reply["commandId"])
     cpu_before = common.own_cpu_seconds()
     say("READY", ready)
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(all_done, options.timeout)
-    except TimeoutError:
-        pass
     say("RESULT", summarise(options, clients, common.own_cpu_seconds() - cpu_before))
     for client in clients:
         client.close()

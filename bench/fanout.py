@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench import common, trial  # noqa: E402
 
 # Messages per trial by number of browsers: a few seconds each on this machine.
-COUNTS = {1: 20_000, 10: 6_000, 100: 2_000}
+COUNTS = {1: 10_000, 10: 4_000, 100: 1_500}
 
 
 def parse_args(argv=None):

@@ -28,7 +28,9 @@ from bench import common  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--live", type=int, default=5, help="follow-up turns on the live client")
     parser.add_argument("--cold", type=int, default=3, help="cold starts of each kind")
@@ -197,7 +199,9 @@ def report(out):
                 ]
             )
     if rows:
-        common.table(["turn", "n", "first text ms (median)", "finish ms (median)"], rows, title="Claude Code turns")
+        common.table(
+            ["turn", "n", "first text ms (median)", "finish ms (median)"], rows, title="Claude Code turns"
+        )
         live = common.median([s[1] for s in out["turns"]["live_followup"]])
         cold = common.median([s[1] for s in out["turns"]["cold_resume"]])
         print(f"a live follow-up takes {common.fmt(common.ratio(live, cold), 2)}x the time of a cold start")
@@ -205,7 +209,8 @@ def report(out):
         e = out["emit"]
         print(
             f"\nClaude Code alone: {e['deltas']:,} deltas in {e['emit_seconds']:.3f} s from first to last "
-            f"({common.fmt(e['deltas_per_second'])} deltas/s; samples {[round(x, 3) for x in e['emit_seconds_all']]})"
+            f"({common.fmt(e['deltas_per_second'])} deltas/s; "
+            f"samples {[round(x, 3) for x in e['emit_seconds_all']]})"
         )
 
 

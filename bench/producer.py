@@ -77,10 +77,8 @@ def load_schedule(options):
 
 
 def wait_go():
-    for line in sys.stdin:
-        if line.strip() == "GO":
-            return True
-    return False
+    """Block until the orchestrator says GO; False if stdin closed first."""
+    return any(line.strip() == "GO" for line in sys.stdin)
 
 
 # -- raw producer (sio_lite) -------------------------------------------------------------------

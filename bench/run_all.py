@@ -15,13 +15,15 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench import capacity, coalesce, common, fanout, followup, latency  # noqa: E402
+from bench import capacity, coalesce, common, fanout, followup, latency, outbox  # noqa: E402
 
-ALL = ("followup", "coalesce", "latency", "fanout", "bigchunks", "capacity")
+ALL = ("followup", "outbox", "coalesce", "latency", "fanout", "bigchunks", "capacity")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default=",".join(ALL))
     parser.add_argument("--modes", default="eventlet,gevent")
@@ -33,6 +35,7 @@ def plan(options):
     modes = ["--modes", options.modes]
     return {
         "followup": lambda: followup.main(quick),
+        "outbox": lambda: outbox.main(quick),
         "coalesce": lambda: coalesce.main(quick + modes),
         "latency": lambda: latency.main(quick + modes),
         "fanout": lambda: fanout.main(quick + modes),
@@ -71,7 +74,9 @@ def summarise(out):
     verdicts = []
 
     def verdict(name, mode, value, goal, met, detail=""):
-        verdicts.append({"target": name, "mode": mode, "value": value, "goal": goal, "met": met, "detail": detail})
+        verdicts.append(
+            {"target": name, "mode": mode, "value": value, "goal": goal, "met": met, "detail": detail}
+        )
 
     fan = out.get("fanout") or []
     for r in _pick(fan, deflate=0):
@@ -114,7 +119,7 @@ def summarise(out):
             bool(r.get("p99") is not None and r["p99"] <= latency.TARGET_MS),
         )
     for r in _pick(out.get("capacity"), server="tether"):
-        if r["target"] < 5000 or r["config"] == "as shipped":
+        if r["target"] < 5000 or r["config"] == "eventlet default":
             continue
         verdict(
             "5,000 idle browsers in one process",
@@ -128,7 +133,10 @@ def summarise(out):
         print()
         common.table(
             ["target", "mode", "measured", "goal", "verdict"],
-            [[v["target"], v["mode"], v["value"], v["goal"], "met" if v["met"] else "MISSED"] for v in verdicts],
+            [
+                [v["target"], v["mode"], v["value"], v["goal"], "met" if v["met"] else "MISSED"]
+                for v in verdicts
+            ],
             title="Targets",
         )
     return verdicts

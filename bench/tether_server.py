@@ -8,8 +8,9 @@ socketio.run(). The knobs:
 
 --seed DIR      create a user, an agent and a project in DIR first; prints `SEED {json}`.
 --max-size N    passed to socketio.run, which hands it to eventlet.wsgi.server: the number
-                of connections eventlet serves at once (its default is 1,024). gevent's
-                pywsgi has no such cap, so it is ignored there.
+                of connections eventlet serves at once. Like wsgi.py, the default is
+                TETHER_MAX_CONNECTIONS or 20,000 (eventlet's own default is 1,024: pass
+                --max-size 1024 to see it). gevent's pywsgi has no such cap.
 --agent-rate R  chunks per second an agent socket may send (Config's bucket is
                 RATE_LIMIT_PER_SECOND x 50 = 1,000/s, burst 3,000); lifted to measure the
                 relay in messages rather than the rate limiter.
@@ -31,7 +32,9 @@ ARGS.add_argument("--max-size", type=int)
 ARGS.add_argument("--agent-rate", type=float)
 ARGS.add_argument("--no-storage", action="store_true")
 ARGS.add_argument("--sqlite-wal", action="store_true")
-ARGS.add_argument("--profile", metavar="FILE", help="cProfile the server; stats written after --profile-seconds")
+ARGS.add_argument(
+    "--profile", metavar="FILE", help="cProfile the server; stats written after --profile-seconds"
+)
 ARGS.add_argument("--profile-seconds", type=float, default=20.0)
 OPTIONS = ARGS.parse_args()
 ASYNC_MODE = os.environ.get("TETHER_ASYNC_MODE", "gevent")
@@ -167,8 +170,9 @@ def main():
     host = os.environ.get("TETHER_HOST", "127.0.0.1")
     port = int(os.environ.get("TETHER_PORT", "5000"))
     extra = {}
-    if OPTIONS.max_size and ASYNC_MODE == "eventlet":
-        extra["max_size"] = OPTIONS.max_size
+    if ASYNC_MODE == "eventlet":
+        # As wsgi.py does: eventlet.wsgi serves at most 1,024 connections at once by default.
+        extra["max_size"] = OPTIONS.max_size or int(os.environ.get("TETHER_MAX_CONNECTIONS", "20000"))
     print(f"SERVING http://{host}:{port} ({ASYNC_MODE})", flush=True)
     socketio.run(app, host=host, port=port, log_output=False, **extra)
 

@@ -1,3 +1,5 @@
+import shlex
+
 from flask import abort, jsonify, render_template, request
 from flask_login import current_user, login_required
 
@@ -29,7 +31,8 @@ def owned_project_or_404(project_id):
 def start_command(agent, token):
     """The exact command that starts this agent on its machine."""
     server = request.host_url.rstrip("/")
-    return f"python -m agent_client --server {server} --token {token} --name {agent.name}"
+    words = ["python", "-m", "agent_client", "--server", server, "--token", token, "--name", agent.name]
+    return shlex.join(words)  # pasted into a shell as is, whatever the agent's name
 
 
 def _render_dashboard(agent_form=None, project_form=None, new_token=None, status=200, error=None):
@@ -113,6 +116,8 @@ def add_project():
     """Create a project bound to one of the user's agents and a directory there."""
     form = ProjectForm()
     form.agent_id.choices = [(a.id, a.name) for a in _user_agents()]
+    if form.agent_id.data:
+        _owned_agent_or_404(form.agent_id.data)  # somebody else's agent is not even there
     if not form.validate_on_submit():
         return _render_dashboard(project_form=form, status=400, error="Fill in every field.")
     agent = _owned_agent_or_404(form.agent_id.data)

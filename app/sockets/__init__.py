@@ -3,8 +3,10 @@
 import functools
 import json
 import logging
+import re
 
 from flask import current_app
+from flask_socketio import Namespace
 
 from app import db
 from app.limits import TokenBucket
@@ -12,6 +14,9 @@ from app.storage import ChunkWriter
 from protocol import ProtocolError, error_reply, load
 
 log = logging.getLogger("tether.sockets")
+RESERVED_EVENTS = ("connect", "disconnect")
+# In JSON's ASCII form, a NUL or a UTF-16 surrogate (lone, or half of a pair) shows as one of these.
+_SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|d[89a-f])")
 
 
 def register_namespaces(socketio, app):
@@ -31,6 +36,24 @@ def start_background_work():
     writer = app.extensions["tether_writer"]
     writer.start()
     presence.start(app, writer)
+
+
+class GuardedNamespace(Namespace):
+    """A namespace that answers, and refuses, what a client sends that is no event of ours.
+
+    python-socketio hands a client's event named "connect" or "disconnect" to the
+    same handlers as the real ones: a client could reset its rate limit, or mark
+    its agent offline while connected. The real ones run while the socket is
+    connecting or disconnecting, never while it is connected.
+    """
+
+    def trigger_event(self, event, *args):
+        if event in RESERVED_EVENTS:
+            if self.server.manager.is_connected(args[0], self.namespace):
+                return error_reply("invalid_message", f"{event} is not an event a client may send")
+        elif not isinstance(event, str) or not hasattr(self, f"on_{event}"):
+            return error_reply("invalid_message", "unknown event")
+        return super().trigger_event(event, *args)
 
 
 def new_bucket():
@@ -54,7 +77,7 @@ def inbound(audience, event, rate_limited=True):
                 state = self.state(request.sid)
                 if rate_limited and not state.bucket.take():
                     raise ProtocolError("rate_limited", "too many messages; slow down")
-                _check_size(payload)
+                payload = _scrubbed(payload, _check_size(payload))
                 return method(self, state, load(audience, event, payload))
             except ProtocolError as error:
                 db.session.rollback()
@@ -72,8 +95,38 @@ def inbound(audience, event, rate_limited=True):
 def _check_size(payload):
     limit = current_app.config["MAX_MESSAGE_BYTES"]
     try:
-        size = len(json.dumps(payload))
-    except (TypeError, ValueError):
+        text = json.dumps(payload)
+        size = len(text)
+    except (TypeError, ValueError, RecursionError):
         raise ProtocolError("invalid_message", "the payload is not JSON") from None
     if size > limit:
         raise ProtocolError("too_large", f"message larger than {limit} bytes")
+    return text
+
+
+def _scrubbed(payload, text):
+    """The payload with NUL characters and lone surrogates replaced by U+FFFD.
+
+    Neither can be stored (PostgreSQL refuses NUL in text, no driver encodes a lone
+    surrogate): left in, they fail the handler, and an agent would resend the same
+    chunk for ever.
+    """
+    if not _SUSPECT_ESCAPE.search(text):
+        return payload
+    return _scrub(payload)
+
+
+def _scrub(value):
+    if isinstance(value, str):
+        if "\x00" in value:
+            value = value.replace("\x00", "\ufffd")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
+    if isinstance(value, dict):
+        return {_scrub(key): _scrub(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrub(item) for item in value]
+    return value

@@ -4,11 +4,11 @@ from dataclasses import dataclass, field
 
 from flask import request
 from flask_login import current_user
-from flask_socketio import ConnectionRefusedError, Namespace, emit, join_room
+from flask_socketio import ConnectionRefusedError, emit, join_room
 
 from app import relay
 from app.limits import TokenBucket
-from app.sockets import inbound, new_bucket, start_background_work
+from app.sockets import GuardedNamespace, inbound, new_bucket, start_background_work
 from protocol import WEB_NAMESPACE, Events
 
 
@@ -18,7 +18,7 @@ class BrowserSocket:
     bucket: TokenBucket = field(repr=False)
 
 
-class WebNamespace(Namespace):
+class WebNamespace(GuardedNamespace):
     def __init__(self):
         super().__init__(WEB_NAMESPACE)
         self.sockets = {}

@@ -39,6 +39,7 @@
     sessionList: root.querySelector("[data-testid=session-list]"),
     newSession: root.querySelector("[data-testid=new-session]"),
     sessionsToggle: root.querySelector(".sessions-toggle"),
+    sessionsClose: root.querySelector(".sessions-close"),
     agentStatus: root.querySelector("[data-testid=agent-status]"),
     announcer: root.querySelector("[data-testid=announcer]"),
   };
@@ -749,7 +750,8 @@
     if (FINAL.has(turn.state)) return; // a stale request of a finished command
     const title = el("p", { class: "permission-title" }, "Allow ", el("strong", { text: message.toolName }), "?");
     const input = message.input && typeof message.input === "object" ? message.input : { value: message.input };
-    const brief = typeof input.command === "string" ? input.command : pretty(input);
+    const preview = permissionPreview(input);
+    const brief = preview.target ? `${preview.target}\n${preview.body}` : preview.body;
     const error = el("p", { class: "permission-error", role: "alert", hidden: true });
     const allow = el("button", { type: "button", class: "primary", "data-testid": "allow", text: "Allow" });
     const deny = el("button", { type: "button", class: "danger-outline", "data-testid": "deny", text: "Deny" });
@@ -763,7 +765,8 @@
         dataset: { requestId: message.requestId, commandId: message.commandId, toolName: message.toolName },
       },
       title,
-      el("pre", { class: "permission-input" }, brief),
+      preview.target ? el("p", { class: "permission-target" }, el("code", { text: preview.target })) : null,
+      el("pre", { class: "permission-input" }, preview.body),
       el("div", { class: "permission-actions" }, allow, deny),
       error,
     );
@@ -774,6 +777,19 @@
     scrollToBottom();
     announce(`Claude Code asks to use ${message.toolName}. Allow or deny.`);
     notify(`Approval needed: ${message.toolName}`, brief.slice(0, 200));
+  }
+
+  /** What a tool asks to do, for people: a shell command, a file and its new text, an edit as a diff. */
+  function permissionPreview(input) {
+    const text = (key) => (typeof input[key] === "string" ? input[key] : null);
+    if (text("command") !== null) return { target: null, body: text("command") };
+    const path = text("file_path") || text("notebook_path") || text("path");
+    if (path && text("content") !== null) return { target: path, body: text("content") || "(empty file)" };
+    if (path && text("old_string") !== null && text("new_string") !== null) {
+      const lines = (value, mark) => value.split("\n").map((line) => `${mark} ${line}`);
+      return { target: path, body: [...lines(text("old_string"), "-"), ...lines(text("new_string"), "+")].join("\n") };
+    }
+    return { target: null, body: pretty(input) };
   }
 
   async function answerPermission(message, decision, node) {
@@ -904,9 +920,15 @@
     }
   }
 
+  /** The phone's full-screen sessions panel: focus moves into it and back to its button. */
   function setSidebar(open) {
+    const wasOpen = root.classList.contains("sessions-open");
     root.classList.toggle("sessions-open", open);
     dom.sessionsToggle.setAttribute("aria-expanded", open ? "true" : "false");
+    if (open && !wasOpen) dom.sessionsClose.focus();
+    else if (!open && wasOpen && root.querySelector(".sessions").contains(document.activeElement)) {
+      dom.sessionsToggle.focus();
+    }
   }
 
   // -- wiring ------------------------------------------------------------------------
@@ -952,6 +974,7 @@
   });
 
   dom.sessionsToggle.addEventListener("click", () => setSidebar(!root.classList.contains("sessions-open")));
+  dom.sessionsClose.addEventListener("click", () => setSidebar(false));
 
   window.addEventListener("popstate", () => {
     const id = new URL(window.location.href).searchParams.get("session");
@@ -987,6 +1010,11 @@
       dom.agentStatus.querySelector(".label").textContent = `${state.agentName} ${word}`;
       updateComposer();
     });
+  }
+
+  // The server renders the sessions' times as timestamps: say them the way the refresh does.
+  for (const node of dom.sessionList.querySelectorAll(".session-time[data-updated-at]")) {
+    node.textContent = window.Tether.relativeTime(node.dataset.updatedAt);
   }
 
   const initial = new URL(window.location.href).searchParams.get("session");

@@ -13,9 +13,17 @@
     const node = message && findAgent(message.agentId);
     if (!node) return;
     const word = message.online ? "online" : "offline";
+    const changed = node.dataset.agentStatus !== word;
     node.dataset.agentStatus = word;
     const label = node.querySelector(".state");
     if (label && label.textContent !== word) label.textContent = word;
+    // The rendered "never connected" / "last seen ..." line is stale after a change.
+    const detail = node.querySelector(".agent-detail");
+    if (changed && detail) {
+      const where = message.hostname || detail.dataset.hostname;
+      const when = message.online ? "connected just now" : "last seen just now";
+      detail.textContent = where ? `${where} · ${when}` : when;
+    }
   }
 
   // Confirm destructive forms (revoke, new token) before they post.

@@ -53,9 +53,18 @@ def test_login_dashboard_and_chat_fit_a_phone(ui):
     page.get_by_test_id("deny").click()
     wait_state(turn(page))
 
-    # The sessions panel, opened from its button, fits as well.
-    page.locator(".sessions-toggle").click()
-    expect(page.get_by_test_id("session-list")).to_be_visible()
-    assert_fits_a_phone(page)
-    page.keyboard.press("Escape")
+    # The full-screen sessions panel fits as well, and closes by touch or with Esc.
+    toggle = page.locator(".sessions-toggle")
+    for close in (lambda: page.get_by_test_id("close-sessions").click(), lambda: page.keyboard.press("Escape")):
+        toggle.click()
+        expect(page.get_by_test_id("session-list")).to_be_visible()
+        expect(toggle).to_have_attribute("aria-expanded", "true")
+        assert_fits_a_phone(page)
+        close()
+        expect(page.get_by_test_id("session-list")).to_be_hidden()
+        expect(toggle).to_have_attribute("aria-expanded", "false")
+    # Picking a session in the panel opens it and closes the panel.
+    toggle.click()
+    page.get_by_test_id("session-list").locator("a[data-session-id]").first.click()
     expect(page.get_by_test_id("session-list")).to_be_hidden()
+    expect(page.get_by_test_id("turn")).to_have_count(3)

@@ -1,0 +1,83 @@
+"""Screenshots of the pages for docs/screenshots (overwritten on every run)."""
+
+import os
+
+from playwright.sync_api import expect
+
+from tests.browser.helpers import (
+    ANSWER_TIMEOUT_MS,
+    DESKTOP,
+    PHONE,
+    answer,
+    screenshot,
+    send,
+    session_id_of,
+    turn,
+    wait_state,
+)
+
+MARKDOWN_ANSWER = """say: The project is a small **Flask** app. Two things stand out:
+
+1. `create_app()` reads the settings on every request.
+2. The tests never run against a real database.
+
+```python
+@lru_cache
+def settings():
+    return load_settings(os.environ.get("APP_ENV", "production"))
+```
+
+I'll look at the layout next."""
+
+
+def make_project_files(path):
+    for name, text in {
+        "README.md": "# demo\n",
+        "app.py": "print('hello')\n",
+        "requirements.txt": "flask\n",
+    }.items():
+        with open(os.path.join(path, name), "w") as file:
+            file.write(text)
+
+
+def test_screenshots_of_login_dashboard_and_chat(ui):
+    make_project_files(ui.seed.project_path)
+    for size, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        page = ui.page(viewport)
+        page.goto("/login")
+        page.locator("input[name=username]").fill(ui.seed.username)
+        screenshot(page, f"login-{size}.png")
+
+    ui.start_agent()
+    desktop = ui.signed_in_page(DESKTOP)
+    phone = ui.signed_in_page(PHONE)
+    for size, page in (("desktop", desktop), ("phone", phone)):
+        expect(page.locator(f"[data-agent-id='{ui.seed.agent_id}']")).to_have_attribute(
+            "data-agent-status", "online", timeout=ANSWER_TIMEOUT_MS
+        )
+        screenshot(page, f"dashboard-{size}.png")
+
+    ui.open_chat(desktop)
+    screenshot(desktop, "chat-empty-desktop.png")
+    send(desktop, MARKDOWN_ANSWER)
+    wait_state(turn(desktop))
+    send(desktop, "say: Listing the files.\nbash: ls -1")
+    wait_state(turn(desktop))
+    expect(desktop.get_by_test_id("tool-call")).to_have_attribute("data-tool-state", "done")
+    desktop.get_by_test_id("tool-call").locator("summary").click()
+    send(desktop, "write: NOTES.md # Notes\nCache the settings once per process.")
+    expect(desktop.get_by_test_id("permission-request")).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
+    expect(answer(desktop, 0).locator("pre code.hljs")).to_be_visible()
+    screenshot(desktop, "chat-desktop.png")
+
+    ui.open_chat(phone, session_id_of(desktop))
+    expect(phone.get_by_test_id("permission-request")).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
+    screenshot(phone, "chat-phone.png")
+    phone.locator(".sessions-toggle").click()
+    expect(phone.get_by_test_id("session-list")).to_be_visible()
+    screenshot(phone, "chat-sessions-phone.png")
+    phone.get_by_test_id("close-sessions").click()
+
+    desktop.get_by_test_id("allow").click()
+    wait_state(turn(desktop))
+    wait_state(turn(phone))
