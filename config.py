@@ -71,12 +71,15 @@ class Config:
     RATE_LIMIT_BURST = 60
     MAX_RUNNING_PER_USER = int(os.environ.get("TETHER_MAX_RUNNING_PER_USER", "8"))
     MAX_RUNNING_PER_AGENT = int(os.environ.get("TETHER_MAX_RUNNING_PER_AGENT", "8"))
-    MAX_SEND_QUEUE = 2000
+    # Packets waiting for one browser socket before it is cut off as not reading.
+    MAX_SEND_QUEUE = int(os.environ.get("TETHER_MAX_SEND_QUEUE", "2000"))
     # How long a running command waits for its lost agent to come back.
     AGENT_LOST_GRACE = float(os.environ.get("TETHER_AGENT_LOST_GRACE", "30"))
     # A command its agent has not acknowledged after this long is sent again.
     REDISPATCH_AFTER = float(os.environ.get("TETHER_REDISPATCH_AFTER", "10"))
     PRESENCE_INTERVAL = float(os.environ.get("TETHER_PRESENCE_INTERVAL", "10"))
+    # How soon a connected agent whose token was revoked, rotated or expired is cut off.
+    TOKEN_CHECK_INTERVAL = float(os.environ.get("TETHER_TOKEN_CHECK_INTERVAL", "1"))
     PRESENCE_TIMEOUT = float(os.environ.get("TETHER_PRESENCE_TIMEOUT", "30"))
     # Group commit: how long the chunk writer waits to gather a batch.
     WRITE_BATCH_WINDOW = 0.002

@@ -10,6 +10,10 @@ if __name__ == "__main__":
     # Monkey-patching must come before anything else imports socket or threading.
     ASYNC_MODE = os.environ.get("TETHER_ASYNC_MODE", "gevent")
     if ASYNC_MODE == "eventlet":
+        import warnings
+
+        # Its deprecation notice is known (docs/performance.md); keep stderr to our own lines.
+        warnings.filterwarnings("ignore", message="Eventlet is deprecated")
         import eventlet
 
         eventlet.monkey_patch()

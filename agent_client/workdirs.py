@@ -24,7 +24,14 @@ def resolve_workdir(path, roots):
     The check uses the real path, so a symlink inside a root that points
     elsewhere is refused as well.
     """
-    real = os.path.realpath(os.path.expanduser(path))
+    expanded = os.path.expanduser(path)
+    # A relative path would be taken from wherever the agent was started.
+    if not os.path.isabs(expanded):
+        raise WorkdirRefused(f"{path} is not an absolute path")
+    try:
+        real = os.path.realpath(expanded)
+    except (ValueError, OSError) as error:  # a NUL byte, a symlink loop
+        raise WorkdirRefused(f"{path} cannot be resolved: {error}") from None
     if not any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots):
         raise WorkdirRefused(f"{path} is outside this agent's --root directories")
     if not os.path.isdir(real):

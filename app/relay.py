@@ -88,6 +88,7 @@ def execute_command(user_id, message, sid):
     agent = project.agent
     if not agent.online or not agent.usable():
         raise ProtocolError("agent_offline", f"agent {agent.name} is offline")
+    _check_working_directory(message)
     session = _session_for(user_id, project, message)
     _check_limits(user_id, agent)
     command = Command(
@@ -99,7 +100,7 @@ def execute_command(user_id, message, sid):
         client_message_id=message.get("clientMessageId"),
     )
     db.session.add(command)
-    accounts.audit(project.id, user_id, "run", message["command"][:1000])
+    accounts.audit(project.id, user_id, "run", _run_detail(command, project))
     try:
         db.session.commit()
     except IntegrityError:  # the same clientMessageId raced in from another socket
@@ -161,6 +162,23 @@ def _session_for(user_id, project, message):
 def _title(text):
     line = text.strip().splitlines()[0] if text.strip() else "Untitled"
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
+
+
+def _check_working_directory(message):
+    # The column is narrower than the wire contract's bound; PostgreSQL would refuse it.
+    limit = Command.working_directory.type.length
+    if len(message.get("workingDirectory") or "") > limit:
+        raise ProtocolError(
+            "invalid_message",
+            "invalid execute_command message",
+            fields={"workingDirectory": [f"Longer than maximum length {limit}."]},
+        )
+
+
+def _run_detail(command, project):
+    """What the audit log says was run: the text, and where when not the project's directory."""
+    where = "" if command.working_directory == project.path else f"[in {command.working_directory}] "
+    return where + command.text[:1000]
 
 
 def _check_limits(user_id, agent):
@@ -367,6 +385,9 @@ def store_response(message):
 def permission_request(message):
     """Record a tool permission request and show it to the session's browsers."""
     request = db.session.get(PermissionRequest, message["requestId"])
+    if request is not None and request.command_id != message["commandId"]:
+        # Request ids are global: another agent's request is neither shown nor answered.
+        raise ProtocolError("forbidden", "that permission request belongs to another command")
     if request is None:
         request = PermissionRequest(
             id=message["requestId"],

@@ -1,4 +1,7 @@
-"""HTTP hardening and error pages: CSP, framing, CSRF failures, JSON errors for the API."""
+"""HTTP hardening and error pages: CSP, framing, caching, HSTS, CSRF failures, JSON errors for the API.
+
+docs/security.md lists every defence and where it lives.
+"""
 
 from flask import jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
@@ -23,6 +26,14 @@ def _security_headers(response):
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if response.mimetype in ("text/html", "application/json"):
+        # Pages and API answers are per user (the dashboard shows a new token once):
+        # no browser or proxy cache keeps them.
+        response.headers.setdefault("Cache-Control", "no-store")
+    if request.is_secure:
+        # Behind TLS (directly, or a proxy with TETHER_PROXY_COUNT): HTTPS from now on.
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
 
 

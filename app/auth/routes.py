@@ -1,9 +1,12 @@
+import functools
+import secrets
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
+from werkzeug.security import check_password_hash, generate_password_hash
 
-from app import db
+from app import db, login
 from app.auth import bp
 from app.auth.forms import LoginForm
 from app.auth.throttle import LoginThrottle
@@ -26,6 +29,28 @@ def _safe_next(target):
     return url_for("main.dashboard")
 
 
+def _password_matches(user, password):
+    """Check the password; an unknown user costs the same hash, so timing tells nothing."""
+    if user is None:
+        check_password_hash(_dummy_hash(), password)
+        return False
+    return user.check_password(password)
+
+
+@functools.cache
+def _dummy_hash():
+    return generate_password_hash(secrets.token_hex(16), method="scrypt")
+
+
+@login.unauthorized_handler
+def unauthorized():
+    """Pages redirect to the login form; the JSON API answers 401 in its error shape."""
+    if request.path.startswith("/api/"):
+        error = {"code": "unauthorized", "message": "log in first"}
+        return jsonify({"ok": False, "error": error}), 401
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     """Sign in with username and password."""
@@ -39,7 +64,7 @@ def login():
             error = "Too many failed attempts. Wait a few minutes and try again."
             return render_template("login.html", form=form, error=error), 429
         user = db.session.scalar(db.select(User).filter_by(username=form.username.data))
-        if user and user.check_password(form.password.data):
+        if _password_matches(user, form.password.data):
             _throttle().succeeded(key)
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))

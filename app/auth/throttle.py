@@ -2,7 +2,7 @@
 
 import threading
 import time
-from collections import defaultdict, deque
+from collections import deque
 
 
 class LoginThrottle:
@@ -15,13 +15,18 @@ class LoginThrottle:
     def __init__(self, max_failures, window_seconds):
         self.max_failures = max_failures
         self.window = window_seconds
-        self._failures = defaultdict(deque)
+        self._failures = {}
         self._lock = threading.Lock()
 
     def _recent(self, key, now):
-        failures = self._failures[key]
+        """Failures of `key` inside the window; keys with none left are forgotten."""
+        failures = self._failures.get(key)
+        if failures is None:
+            return deque()
         while failures and failures[0] <= now - self.window:
             failures.popleft()
+        if not failures:
+            del self._failures[key]
         return failures
 
     def blocked(self, key):
@@ -31,7 +36,8 @@ class LoginThrottle:
     def failed(self, key):
         with self._lock:
             now = time.monotonic()
-            self._recent(key, now).append(now)
+            self._recent(key, now)
+            self._failures.setdefault(key, deque()).append(now)
 
     def succeeded(self, key):
         with self._lock:

@@ -24,18 +24,23 @@ def register_namespaces(socketio, app):
     from app.sockets.web import WebNamespace
 
     app.extensions["tether_writer"] = ChunkWriter(app, socketio)
+    app.extensions["tether_agents"] = AgentNamespace()
     socketio.on_namespace(WebNamespace())
-    socketio.on_namespace(AgentNamespace())
+    socketio.on_namespace(app.extensions["tether_agents"])
 
 
 def start_background_work():
-    """The chunk writer and the presence loop start with the first socket of the process."""
-    from app import presence
+    """The chunk writer, the presence loop and the token watch start with the first socket."""
+    from app import presence, socketio
+    from app.sockets.agent import watch_tokens
 
     app = current_app._get_current_object()
     writer = app.extensions["tether_writer"]
     writer.start()
     presence.start(app, writer)
+    if not app.extensions.get("tether_token_watch_started"):
+        app.extensions["tether_token_watch_started"] = True
+        socketio.start_background_task(watch_tokens, app, app.extensions["tether_agents"])
 
 
 class GuardedNamespace(Namespace):

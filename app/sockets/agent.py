@@ -1,20 +1,25 @@
 """/agent: agent processes, authenticated by their token."""
 
+import logging
 from dataclasses import dataclass, field
 
 from flask import current_app, request
-from flask_socketio import ConnectionRefusedError, Namespace, join_room
+from flask_socketio import ConnectionRefusedError, join_room
 
-from app import db, presence, relay
+from app import db, presence, relay, socketio
 from app.limits import TokenBucket
 from app.models import Agent, hash_token
-from app.sockets import inbound, start_background_work
+from app.sockets import GuardedNamespace, inbound, start_background_work
 from protocol import AGENT_NAMESPACE, PROTOCOL_VERSION, Events
+
+log = logging.getLogger("tether.sockets")
 
 
 @dataclass
 class AgentSocket:
     agent_id: str
+    # The token this socket logged in with: a rotated token cuts the socket off.
+    token_hash: str = field(repr=False)
     bucket: TokenBucket = field(repr=False)
     # command id -> session id, for commands this agent may write to: one query
     # per command, not one per chunk.
@@ -27,8 +32,11 @@ class AgentSocket:
                 self.agent_id, command_id, message["sessionId"]
             )
 
+    def still_valid(self, agent, now=None):
+        return agent is not None and agent.usable(now) and agent.token_hash == self.token_hash
 
-class AgentNamespace(Namespace):
+
+class AgentNamespace(GuardedNamespace):
     def __init__(self):
         super().__init__(AGENT_NAMESPACE)
         self.sockets = {}
@@ -43,7 +51,7 @@ class AgentNamespace(Namespace):
         # Agents stream far more than people type: a looser bucket than browsers'.
         config = current_app.config
         bucket = TokenBucket(config["RATE_LIMIT_PER_SECOND"] * 50, config["RATE_LIMIT_BURST"] * 50)
-        self.sockets[request.sid] = AgentSocket(agent.id, bucket)
+        self.sockets[request.sid] = AgentSocket(agent.id, agent.token_hash, bucket)
         join_room(f"agent:{agent.id}")
         presence.agent_connected(agent, request.sid, auth)
 
@@ -51,6 +59,19 @@ class AgentNamespace(Namespace):
         socket = self.sockets.pop(request.sid, None)
         if socket:
             presence.agent_disconnected(socket.agent_id, request.sid)
+
+    def cut_off_invalid(self, now=None):
+        """Disconnect this process's sockets whose token was revoked, rotated or has expired."""
+        sockets = list(self.sockets.items())
+        if not sockets:
+            return []
+        ids = {socket.agent_id for _, socket in sockets}
+        agents = {agent.id: agent for agent in db.session.scalars(db.select(Agent).filter(Agent.id.in_(ids)))}
+        stale = [sid for sid, socket in sockets if not socket.still_valid(agents.get(socket.agent_id), now)]
+        for sid in stale:
+            log.info("agent socket %s: its token was revoked, rotated or has expired; cutting it off", sid)
+            socketio.server.disconnect(sid, namespace=AGENT_NAMESPACE)
+        return stale
 
     @inbound("server", Events.COMMAND_RESPONSE)
     def on_command_response(self, socket, message):
@@ -68,6 +89,26 @@ class AgentNamespace(Namespace):
     def on_agent_heartbeat(self, socket, message):
         """Reconcile what the agent runs with what the server thinks it runs."""
         return relay.heartbeat(socket.agent_id, message)
+
+
+def watch_tokens(app, namespace):
+    """Cut off agents whose token stopped being valid, within TOKEN_CHECK_INTERVAL.
+
+    `flask agents revoke` and `rotate` run in another process: without a message
+    queue they cannot reach this process's sockets, so this process looks itself.
+    """
+    while True:
+        socketio.sleep(app.config["TOKEN_CHECK_INTERVAL"])
+        if not namespace.sockets:
+            continue
+        with app.app_context():
+            try:
+                namespace.cut_off_invalid()
+            except Exception:  # the loop must outlive a database blip
+                log.exception("token check failed")
+                db.session.rollback()
+            finally:
+                db.session.remove()
 
 
 def _authenticate(auth):

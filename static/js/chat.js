@@ -147,6 +147,20 @@
     dom.scroller.scrollTop = dom.scroller.scrollHeight;
   }
 
+  // Follow the bottom while the reader is there: whatever grows the conversation
+  // (a closing line, an error, a permission prompt, a tool result) or shrinks
+  // the scroller (the composer growing) keeps the newest line in view. Growth
+  // does not move scrollTop, so only the reader's own scrolling unsticks it.
+  let stuckToBottom = true;
+  dom.scroller.addEventListener("scroll", () => (stuckToBottom = nearBottom()), { passive: true });
+  if (window.ResizeObserver) {
+    const follow = new ResizeObserver(() => {
+      if (stuckToBottom) scrollToBottom();
+    });
+    follow.observe(dom.messages);
+    follow.observe(dom.scroller);
+  }
+
   // -- turns -------------------------------------------------------------------
 
   function createTurn(key, text, turnState) {
@@ -225,6 +239,7 @@
     turn.stateLabel.dataset.state = next;
     turn.stateLabel.textContent = next;
     turn.node.setAttribute("aria-busy", ACTIVE.has(next) ? "true" : "false");
+    if (next === "stopped" && turn.result) showResultSummary(turn, turn.result);
     if (!quiet && before && ACTIVE.has(before) && FINAL.has(next)) commandFinished(turn);
     showSessionState(turn);
     updateComposer();
@@ -358,9 +373,16 @@
   }
 
   function showResultSummary(turn, event) {
+    turn.result = event;
     const parts = [];
     const ok = !event.is_error && (!event.subtype || event.subtype === "success");
-    parts.push(ok ? "Finished" : `Ended: ${String(event.subtype || "error").replace(/_/g, " ")}`);
+    // A command stopped by its user ends "during execution" for Claude Code: not a failure to flag.
+    const stopped = turn.state === "stopped";
+    if (stopped) parts.push("Stopped");
+    else if (ok) parts.push("Finished");
+    // An API error comes as is_error with subtype "success": do not print "Ended: success".
+    else if (event.subtype && event.subtype !== "success") parts.push(`Ended: ${String(event.subtype).replace(/_/g, " ")}`);
+    else parts.push("Ended with an error");
     const duration = formatDuration(event.duration_ms);
     if (duration) parts[0] += ` in ${duration}`;
     if (typeof event.total_cost_usd === "number") parts.push(`$${event.total_cost_usd.toFixed(4)}`);
@@ -369,7 +391,7 @@
     }
     if (turn.model) parts.push(turn.model);
     turn.summary.textContent = parts.join(" · ");
-    turn.summary.classList.toggle("is-error", !ok);
+    turn.summary.classList.toggle("is-error", !ok && !stopped);
   }
 
   function applyEvent(turn, event) {
@@ -710,17 +732,19 @@
       dom.prompt.value = send.payload.command; // give the text back
       autosize();
     }
-    showSendError(window.Tether.errorText(error, "The command could not be sent."));
+    showSendError(window.Tether.errorText(error, "The command could not be sent."), error && error.code);
   }
 
-  function showSendError(text) {
+  function showSendError(text, code) {
     dom.sendError.textContent = text;
+    dom.sendError.dataset.code = code || "";
     dom.sendError.hidden = false;
   }
 
   function hideSendError() {
     dom.sendError.hidden = true;
     dom.sendError.textContent = "";
+    dom.sendError.dataset.code = "";
   }
 
   async function stopCommand() {
@@ -1008,6 +1032,8 @@
       const word = state.agentOnline ? "online" : "offline";
       dom.agentStatus.dataset.agentStatus = word;
       dom.agentStatus.querySelector(".label").textContent = `${state.agentName} ${word}`;
+      // "agent laptop is offline" is no longer true: the text is still in the prompt to send.
+      if (state.agentOnline && dom.sendError.dataset.code === "agent_offline") hideSendError();
       updateComposer();
     });
   }

@@ -144,3 +144,47 @@ def test_stop_button_and_escape_stop_the_running_command(ui):
     wait_state(turn(page), "stopped")
     expect(stop).to_be_hidden()
     expect(page.get_by_test_id("send")).to_be_enabled()
+
+
+def test_permission_answered_in_one_browser_leaves_the_other(ui):
+    ui.start_agent()
+    first = ui.chat()
+    send(first, "write: shared.txt answered once")
+    second = ui.chat(session_id=session_id_of(first))
+    for page in (first, second):
+        expect(page.get_by_test_id("permission-request")).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
+    second.get_by_test_id("allow").click()
+    for page in (first, second):
+        expect(page.get_by_test_id("permission-request")).to_have_count(0)
+        wait_state(turn(page))
+    assert os.path.exists(os.path.join(ui.seed.project_path, "shared.txt"))
+
+
+def test_new_session_clears_the_view_and_back_returns_to_the_old_one(ui):
+    ui.start_agent()
+    page = ui.chat()
+    send(page, "say: the first session")
+    wait_state(turn(page))
+    first_id = session_id_of(page)
+
+    page.get_by_test_id("new-session").click()
+    expect(page).not_to_have_url(re.compile("session="))
+    expect(page.get_by_test_id("turn")).to_have_count(0)
+    expect(page.get_by_test_id("empty-state")).to_be_visible()
+    expect(page.get_by_test_id("prompt")).to_be_focused()
+    send(page, "recall", key="Enter")
+    wait_state(turn(page))
+    second_id = session_id_of(page)
+    assert second_id != first_id
+    expect(page.get_by_test_id("turn")).to_have_count(1)
+    expect(page.get_by_test_id("session-list").locator("a[data-session-id]")).to_have_count(2)
+
+    page.get_by_test_id("session-list").locator(f"a[data-session-id='{first_id}']").click()
+    expect(page).to_have_url(re.compile(f"session={first_id}"))
+    expect(answer(page)).to_have_text("the first session")
+    page.go_back()
+    expect(page).to_have_url(re.compile(f"session={second_id}"))
+    expect(page.get_by_test_id("user-message")).to_have_text("recall")
+    expect(page.get_by_test_id("session-list").locator(f"a[data-session-id='{second_id}']")).to_have_attribute(
+        "aria-current", "page"
+    )
