@@ -6,6 +6,7 @@ Without Anthropic credentials the agent answers with the scripted demo model.
 """
 
 import json
+import logging
 import os
 import secrets
 import signal
@@ -71,24 +72,12 @@ def _write_json(path, data):
 
 
 def start_agent(url, token, workspace, demo, state_dir):
-    args = [
-        sys.executable,
-        "-m",
-        "agent_client",
-        "--server",
-        url,
-        "--token",
-        token,
-        "--name",
-        "local",
-        "--root",
-        workspace,
-        "--state-dir",
-        state_dir,
-    ]
+    args = [sys.executable, "-m", "agent_client", "--server", url, "--name", "local"]
+    args += ["--root", workspace, "--state-dir", state_dir]
     if demo:
         args.append("--demo")
-    return subprocess.Popen(args)
+    # The token goes through the environment: command lines are visible to every local user.
+    return subprocess.Popen(args, env={**os.environ, "TETHER_AGENT_TOKEN": token})
 
 
 def register(app):
@@ -113,6 +102,8 @@ def register(app):
             + (" (demo model: no Anthropic credentials found)" if demo else "")
             + "\n  Stop with Ctrl+C.\n"
         )
+        # Our own banner says where to go; Werkzeug's production warnings are not news here.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # SIGTERM ends the command through `finally`, so the agent stops too.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         # Flask ignores app.run() inside a `flask` command unless told it is meant.

@@ -1,9 +1,9 @@
 """Browser fixtures: Debian's Chromium driven by Playwright (sync API) against the live system.
 
-    chromium   one headless Chromium for the whole run (fails, never skips, without /usr/bin/chromium)
-    browsers   fresh browser contexts for one test; the test fails at teardown on any uncaught
-               exception or CSP violation in its pages
-    ui         the live system (tests/conftest.py `live`) with a seeded user, seen through browsers
+chromium   one headless Chromium for the whole run (fails, never skips, without /usr/bin/chromium)
+browsers   fresh browser contexts for one test; the test fails at teardown on any uncaught
+           exception or CSP violation in its pages
+ui         the live system (tests/conftest.py `live`) with a seeded user, seen through browsers
 """
 
 import os
@@ -20,7 +20,7 @@ expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 def chromium():
     """One headless Chromium for the whole run: Debian's, never a downloaded one."""
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"the browser tests need Chromium at {CHROMIUM} (apt-get install chromium)", pytrace=False)
+        pytest.fail(f"the browser tests need Chromium at {CHROMIUM} (apt install chromium)", pytrace=False)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser

@@ -1,5 +1,6 @@
 """Helpers for the browser tests: Chromium settings, page logs, a signed-in user, chat actions."""
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -97,10 +98,9 @@ class Browsers:
         found = list(self.log.csp)
         for context in self.contexts:
             for page in context.pages:
-                try:
+                # A closed or navigating page has nothing to add.
+                with contextlib.suppress(Exception):
                     found += page.evaluate("window.__cspViolations || []")
-                except Exception:  # noqa: BLE001 - a closed or navigating page has nothing to add
-                    pass
         return found
 
     def close(self):
@@ -224,8 +224,29 @@ def visible_buttons_shorter_than(page: Page, minimum: int):
     )
 
 
+def sticking_out(page: Page):
+    """Visible elements that reach past the right edge of the viewport, except inside boxes
+    that scroll sideways on purpose (code blocks, tables). Overflow clipped by an
+    `overflow: hidden` ancestor counts: the reader cannot reach it."""
+    return page.evaluate(
+        """() => {
+          const width = document.documentElement.clientWidth;
+          const scrollsSideways = (node) => {
+            for (let n = node.parentElement; n && n !== document.body; n = n.parentElement) {
+              const x = getComputedStyle(n).overflowX;
+              if (x === "auto" || x === "scroll") return true;
+            }
+            return false;
+          };
+          return [...document.body.querySelectorAll("*")]
+            .filter((node) => node.getClientRects().length && !node.closest(".visually-hidden"))
+            .filter((node) => node.getBoundingClientRect().right > width + 0.5)
+            .filter((node) => !scrollsSideways(node))
+            .map((node) => `${node.tagName}.${node.className}: ${node.getBoundingClientRect().right}`);
+        }"""
+    )
+
+
 def horizontal_overflow(page: Page):
     """How far the page scrolls sideways (0 when it fits)."""
-    return page.evaluate(
-        "document.scrollingElement.scrollWidth - document.scrollingElement.clientWidth"
-    )
+    return page.evaluate("document.scrollingElement.scrollWidth - document.scrollingElement.clientWidth")

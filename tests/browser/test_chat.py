@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 
 from tests.browser.helpers import (
     ANSWER_TIMEOUT_MS,
+    RICH_ANSWER,
     answer,
     send,
     session_id_of,
@@ -133,6 +134,8 @@ def test_stop_button_and_escape_stop_the_running_command(ui):
     stop.click()
     wait_state(turn(page), "stopped")
     expect(turn(page).get_by_test_id("command-error")).to_be_visible()
+    # Stopping is what the user asked for: the closing line is not flagged as a failure.
+    expect(turn(page).get_by_test_id("command-summary")).not_to_have_class(re.compile("is-error"))
     expect(stop).to_be_hidden()
     assert "w1999" not in answer(page).text_content()
 
@@ -185,6 +188,38 @@ def test_new_session_clears_the_view_and_back_returns_to_the_old_one(ui):
     page.go_back()
     expect(page).to_have_url(re.compile(f"session={second_id}"))
     expect(page.get_by_test_id("user-message")).to_have_text("recall")
-    expect(page.get_by_test_id("session-list").locator(f"a[data-session-id='{second_id}']")).to_have_attribute(
-        "aria-current", "page"
+    expect(
+        page.get_by_test_id("session-list").locator(f"a[data-session-id='{second_id}']")
+    ).to_have_attribute("aria-current", "page")
+
+
+def test_send_to_an_offline_agent_keeps_the_text_and_the_error_clears_when_it_connects(ui):
+    page = ui.open_chat(ui.signed_in_page(), wait_agent=False)
+    expect(page.get_by_test_id("agent-status")).to_have_attribute("data-agent-status", "offline")
+    send(page, "say: sent once the agent is back")
+    error = page.get_by_test_id("send-error")
+    expect(error).to_contain_text("offline")
+    expect(page.get_by_test_id("prompt")).to_have_value("say: sent once the agent is back")
+    expect(page.get_by_test_id("turn")).to_have_count(0)
+
+    ui.start_agent()
+    expect(page.get_by_test_id("agent-status")).to_have_attribute(
+        "data-agent-status", "online", timeout=ANSWER_TIMEOUT_MS
     )
+    expect(error).to_be_hidden()
+    page.get_by_test_id("send").click()
+    wait_state(turn(page))
+    expect(answer(page)).to_have_text("sent once the agent is back")
+
+
+def test_a_failed_command_shows_its_error_and_the_view_follows_to_its_end(ui):
+    ui.start_agent()
+    page = ui.chat()
+    send(page, RICH_ANSWER)  # long enough to scroll
+    wait_state(turn(page))
+    send(page, "fail: 500 the model is down")
+    wait_state(turn(page), "failed")
+    expect(turn(page).get_by_test_id("command-error")).to_contain_text("the model is down")
+    expect(turn(page).get_by_test_id("command-summary")).not_to_contain_text("success")
+    # The error and the closing line arrive last: they are in view, not under the composer.
+    expect(turn(page).get_by_test_id("command-state")).to_be_in_viewport(ratio=1)

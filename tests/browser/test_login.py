@@ -1,5 +1,7 @@
 """Signing in through the real form."""
 
+import re
+
 from playwright.sync_api import expect
 
 
@@ -12,7 +14,9 @@ def test_sign_in_leads_to_the_dashboard(ui):
     expect(page).to_have_url(ui.url + "/")
     expect(page.get_by_test_id("agents")).to_be_visible()
     expect(page.locator(f"[data-agent-id='{ui.seed.agent_id}']")).to_be_visible()
-    expect(page.get_by_test_id("projects").locator(f"a[data-project-id='{ui.seed.project_id}']")).to_be_visible()
+    expect(
+        page.get_by_test_id("projects").locator(f"a[data-project-id='{ui.seed.project_id}']")
+    ).to_be_visible()
     expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected")
 
 
@@ -27,4 +31,4 @@ def test_wrong_password_shows_an_error_and_stays_on_the_form(ui):
     expect(page.locator("input[name=password]")).to_be_visible()
     # and the dashboard still wants a sign-in
     page.goto("/")
-    expect(page).to_have_url(ui.url + "/login?next=%2F")
+    expect(page).to_have_url(re.compile(r"/login(\?|$)"))

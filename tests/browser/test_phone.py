@@ -9,6 +9,7 @@ from tests.browser.helpers import (
     answer,
     horizontal_overflow,
     send,
+    sticking_out,
     turn,
     visible_buttons_shorter_than,
     wait_state,
@@ -19,6 +20,8 @@ def assert_fits_a_phone(page):
     width = page.evaluate("document.scrollingElement.scrollWidth")
     assert width <= PHONE["width"], f"{page.url} is {width} px wide"
     assert horizontal_overflow(page) == 0
+    wide = sticking_out(page)
+    assert not wide, f"cut off at the right edge of {page.url}: {wide[:10]}"
     small = visible_buttons_shorter_than(page, 44)
     assert not small, f"tap targets under 44 px on {page.url}: {small}"
 
@@ -44,6 +47,8 @@ def test_login_dashboard_and_chat_fit_a_phone(ui):
     send(page, RICH_ANSWER)
     wait_state(turn(page))
     expect(answer(page).locator("table")).to_be_visible()
+    # The conversation follows its newest line: the closing state is in view, not under the composer.
+    expect(turn(page).get_by_test_id("command-state")).to_be_in_viewport()
     send(page, "bash: echo a-rather-long-output-line-" + "x" * 120)
     wait_state(turn(page))
     page.get_by_test_id("tool-call").first.locator("summary").click()
@@ -52,10 +57,12 @@ def test_login_dashboard_and_chat_fit_a_phone(ui):
     assert_fits_a_phone(page)
     page.get_by_test_id("deny").click()
     wait_state(turn(page))
+    expect(turn(page).get_by_test_id("command-state")).to_be_in_viewport()
 
     # The full-screen sessions panel fits as well, and closes by touch or with Esc.
     toggle = page.locator(".sessions-toggle")
-    for close in (lambda: page.get_by_test_id("close-sessions").click(), lambda: page.keyboard.press("Escape")):
+    by_touch = page.get_by_test_id("close-sessions").click
+    for close in (by_touch, lambda: page.keyboard.press("Escape")):
         toggle.click()
         expect(page.get_by_test_id("session-list")).to_be_visible()
         expect(toggle).to_have_attribute("aria-expanded", "true")

@@ -16,10 +16,7 @@ from tests.browser.helpers import (
     wait_state,
 )
 
-MARKDOWN_ANSWER = """say: The project is a small **Flask** app. Two things stand out:
-
-1. `create_app()` reads the settings on every request.
-2. The tests never run against a real database.
+MARKDOWN_ANSWER = """say: This is a small **Flask** app. `create_app()` reads the settings on *every* request:
 
 ```python
 @lru_cache
@@ -27,7 +24,8 @@ def settings():
     return load_settings(os.environ.get("APP_ENV", "production"))
 ```
 
-I'll look at the layout next."""
+Let me look at the files first.
+bash: ls -1"""
 
 
 def make_project_files(path):
@@ -61,18 +59,16 @@ def test_screenshots_of_login_dashboard_and_chat(ui):
     screenshot(desktop, "chat-empty-desktop.png")
     send(desktop, MARKDOWN_ANSWER)
     wait_state(turn(desktop))
-    send(desktop, "say: Listing the files.\nbash: ls -1")
-    wait_state(turn(desktop))
     expect(desktop.get_by_test_id("tool-call")).to_have_attribute("data-tool-state", "done")
-    desktop.get_by_test_id("tool-call").locator("summary").click()
+    expect(answer(desktop).locator("pre code.language-python.hljs")).to_be_visible()
+    screenshot(desktop, "chat-answer-desktop.png")
     send(desktop, "write: NOTES.md # Notes\nCache the settings once per process.")
     expect(desktop.get_by_test_id("permission-request")).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
-    expect(answer(desktop, 0).locator("pre code.hljs")).to_be_visible()
-    screenshot(desktop, "chat-desktop.png")
+    screenshot(desktop, "chat-permission-desktop.png")
 
     ui.open_chat(phone, session_id_of(desktop))
     expect(phone.get_by_test_id("permission-request")).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
-    screenshot(phone, "chat-phone.png")
+    screenshot(phone, "chat-permission-phone.png")
     phone.locator(".sessions-toggle").click()
     expect(phone.get_by_test_id("session-list")).to_be_visible()
     screenshot(phone, "chat-sessions-phone.png")

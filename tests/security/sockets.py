@@ -5,6 +5,7 @@ namespaces, the `inbound` wrapper, the relay and the database, only without a
 network in between.
 """
 
+import queue
 import time
 from contextlib import contextmanager
 
@@ -45,13 +46,26 @@ def app_with(database_url, **settings):
         db.engine.dispose()
 
 
+class ReadsEverything:
+    """The Engine.IO side of a test client: a browser that reads all it is sent at once.
+
+    The test client has no Engine.IO socket, and delivery (app/delivery.py) asks
+    a socket's transport how much waits for it before sending; this one never
+    has a backlog. Stuck browsers are tested with real sockets (test_limits.py).
+    """
+
+    def __init__(self):
+        self.queue = queue.Queue()
+
+
 class Socket:
     """One Socket.IO test client on one namespace, with `call` answering the ack."""
 
     def __init__(self, app, namespace, **kwargs):
         self.namespace = namespace
         self.client = socketio.test_client(app, namespace=namespace, **kwargs)
-        self.events = []
+        socketio.server.eio.sockets[self.client.eio_sid] = ReadsEverything()
+        self.start = 0
 
     @property
     def connected(self):
@@ -67,10 +81,13 @@ class Socket:
         return self.client.emit(event, *args, namespace=self.namespace, callback=True)
 
     def received(self, name=None):
-        """Every event received so far (kept), optionally only those named `name`."""
-        if self.connected:
-            self.events.extend(self.client.get_received(self.namespace))
-        return [e["args"][0] for e in self.events if name is None or e["name"] == name]
+        """The payloads received since the last `forget`, optionally only events named `name`."""
+        # Read without taking: the chunk writer's thread appends to this list meanwhile.
+        events = [e for e in self.client.queue[self.start :] if e["namespace"] == self.namespace]
+        return [e["args"][0] if e["args"] else None for e in events if name is None or e["name"] == name]
+
+    def forget(self):
+        self.start = len(self.client.queue)
 
     def wait_for(self, name, predicate=lambda payload: True, timeout=10):
         deadline = time.monotonic() + timeout
@@ -84,6 +101,7 @@ class Socket:
     def close(self):
         if self.connected:
             self.client.disconnect(namespace=self.namespace)
+        socketio.server.eio.sockets.pop(self.client.eio_sid, None)
 
 
 class Sockets:

@@ -47,11 +47,8 @@ def world(app, seed, other, sockets):
     )
     assert asked["ok"], asked
     alice.browser.wait_for("permission_request")
-    for tenant in (alice, bob):  # start each test with empty inboxes
-        tenant.browser.received()
-        tenant.browser.events.clear()
-        tenant.agent.received()
-        tenant.agent.events.clear()
+    for socket in (alice.browser, alice.agent, bob.browser, bob.agent):
+        socket.forget()  # each test starts with empty inboxes
     return World(alice, bob, command, "alice-request-1")
 
 
@@ -216,8 +213,9 @@ def test_another_users_pages_and_lists_are_404(app, world, path):
 
     assert http.get(url).status_code == 404
     dashboard = http.get("/").get_data(as_text=True)
-    for secret in (world.alice.seed.project_id, world.alice.seed.agent_id, "alice-project", "laptop"):
+    for secret in (world.alice.seed.project_id, world.alice.seed.agent_id, "alice-project", ">laptop<", ">laptop:"):
         assert secret not in dashboard
+    assert world.bob.seed.agent_id in dashboard  # the control: his own agent is listed
 
 
 # -- /agent: bob's agent token against alice's commands -----------------------------------
@@ -280,8 +278,7 @@ def test_reusing_another_agents_request_id_neither_reveals_nor_reshows_it(app, w
     )
     assert decided["ok"]
     own = bob.browser.call("execute_command", projectId=bob.seed.project_id, command="say: mine")
-    alice.browser.received()
-    alice.browser.events.clear()
+    alice.browser.forget()
 
     reply = bob.agent.call(
         "permission_request",
@@ -308,11 +305,27 @@ def test_a_heartbeat_only_concerns_the_agents_own_commands(app, world):
 
 
 def test_agent_command_goes_only_to_the_projects_agent(app, world):
-    world.bob.agent.received()
-    world.bob.agent.events.clear()
+    world.bob.agent.forget()
 
     run = world.alice.browser.call("execute_command", projectId=world.alice.seed.project_id, command="say: 2")
 
     assert run["ok"], run
     assert world.alice.agent.wait_for("agent_command", lambda c: c["commandId"] == run["commandId"])
     assert world.bob.agent.received("agent_command") == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="app/storage.py _expire_permission updates a PermissionRequest by id alone; it should also "
+    "match the chunk's command_id (storage.py is outside this change; see docs/security.md)",
+)
+def test_an_agent_cannot_expire_another_agents_permission_request(app, world):
+    bob = world.bob
+    own = bob.browser.call("execute_command", projectId=bob.seed.project_id, command="say: mine")
+    assert own["ok"], own
+    expired = {"type": "permission_expired", "request_id": world.request_id, "reason": "timeout"}
+
+    assert bob.agent.call("command_response", chunk(own, 1, event=expired))["ok"]
+
+    with app.app_context():
+        assert db.session.get(PermissionRequest, world.request_id).decision is None

@@ -1,0 +1,120 @@
+"""Cross-site WebSocket hijacking: a page on another site must not ride the user's cookie.
+
+The browser sends the session cookie with a WebSocket handshake whatever page
+opened it, and CORS does not apply to WebSocket; only the Origin check stops a
+foreign page from acting as the logged-in user.
+"""
+
+import pytest
+import requests
+import socketio
+import websocket
+
+from tests.harness import ServerProcess, WebClient
+from tests.security.sockets import app_with
+
+FOREIGN = "https://evil.example"
+HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
+
+
+def handshake(app, origin, **headers):
+    if origin:
+        headers["Origin"] = origin
+    return app.test_client().get(HANDSHAKE, headers=headers)
+
+
+# -- the check itself, in process ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [FOREIGN, "http://localhost.evil.example", "http://evil.example/http://localhost", "null"],
+)
+def test_handshake_from_a_foreign_origin_is_refused(app, origin):
+    reply = handshake(app, origin)
+
+    assert reply.status_code == 400
+    assert b"Not an accepted origin" in reply.data
+
+
+@pytest.mark.parametrize("origin", ["http://localhost", None])
+def test_handshake_from_the_servers_own_origin_or_no_browser_is_accepted(app, origin):
+    assert handshake(app, origin).status_code == 200
+
+
+def test_origins_listed_in_tether_cors_origins_are_accepted(database_url):
+    with app_with(database_url, CORS_ORIGINS=["https://tether-ui.example"]) as app:
+        assert handshake(app, "https://tether-ui.example").status_code == 200
+        assert handshake(app, FOREIGN).status_code == 400
+
+
+def test_forwarded_host_counts_only_behind_a_declared_proxy(database_url):
+    forwarded = {"X-Forwarded-Host": "tether.example", "X-Forwarded-Proto": "https"}
+    with app_with(database_url, PROXY_COUNT=1) as app:
+        assert handshake(app, "https://tether.example", **forwarded).status_code == 200
+        assert handshake(app, FOREIGN, **forwarded).status_code == 400
+    with app_with(database_url, PROXY_COUNT=0) as app:
+        # Without a proxy the header is anybody's to send: it names no own origin.
+        assert handshake(app, "https://tether.example", **forwarded).status_code == 400
+
+
+# -- the real thing: a logged-in cookie on a real server ----------------------------------------
+
+
+@pytest.fixture
+def server(app, database_url, tmp_path):
+    process = ServerProcess(
+        database_url, str(tmp_path), extra_env={"TETHER_CORS_ORIGINS": "https://tether-ui.example"}
+    ).start()
+    yield process
+    process.stop()
+
+
+def logged_in_session(server, seed):
+    return WebClient(server.url, seed.username, seed.password).http
+
+
+def connect(server, http, transport, origin):
+    """A Socket.IO client carrying the user's cookie, its handshake sent with `origin`."""
+    client = socketio.Client(reconnection=False, http_session=http, websocket_extra_options={"origin": origin})
+    headers = {"Origin": origin} if transport == "polling" else {}
+    client.connect(
+        server.url, namespaces=["/web"], transports=[transport], headers=headers, wait_timeout=5
+    )
+    return client
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+def test_logged_in_cookie_from_a_foreign_origin_cannot_connect_to_web(server, seed, transport):
+    http = logged_in_session(server, seed)
+
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        connect(server, http, transport, FOREIGN)
+
+    # The control: the very same cookie from the server's own origin gets in and is served.
+    own = connect(server, http, transport, server.url)
+    try:
+        reply = own.call("subscribe", {"type": "subscribe", "sessionId": "nope", "afterSeq": 0}, "/web")
+        assert reply["error"]["code"] == "not_found"
+    finally:
+        own.disconnect()
+
+
+def test_an_origin_listed_in_tether_cors_origins_can_connect(server, seed):
+    client = connect(server, logged_in_session(server, seed), "websocket", "https://tether-ui.example")
+    assert client.connected
+    client.disconnect()
+
+
+def test_foreign_websocket_handshake_is_answered_400_before_any_upgrade(server, seed):
+    cookie = "; ".join(f"{c.name}={c.value}" for c in logged_in_session(server, seed).cookies)
+    url = server.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(url, origin=FOREIGN, cookie=cookie, timeout=5)
+    assert refused.value.status_code == 400
+
+    own = websocket.create_connection(url, origin=server.url, cookie=cookie, timeout=5)
+    assert own.recv().startswith("0{")  # the Engine.IO open packet
+    own.close()
+    assert requests.get(server.url + "/login", timeout=5).status_code == 200
