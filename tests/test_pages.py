@@ -342,3 +342,20 @@ def test_json_endpoints_need_a_login(app, client, seed):
         reply = client.get(path)
         assert reply.status_code in (302, 401)
         assert "Private" not in page_text(reply)
+
+
+def test_permission_mode_is_changed_from_the_chat_page_and_audited(client, seed):
+    log_in(client, seed)
+    url = f"/api/projects/{seed.project_id}/settings"
+    assert client.post(url, json={"permissionMode": "acceptEdits"}).get_json() == {
+        "ok": True,
+        "permissionMode": "acceptEdits",
+    }
+    refused = client.post(url, json={"permissionMode": "bypassPermissions"})
+    assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "invalid_message"
+    assert "permission mode acceptEdits" in page_text(client.get(f"/projects/{seed.project_id}/audit"))
+
+
+def test_permission_mode_of_another_users_project_cannot_be_changed(client, seed, other):
+    log_in(client, seed)
+    assert client.post(f"/api/projects/{other.project_id}/settings", json={"permissionMode": "plan"}).status_code == 404

@@ -172,6 +172,22 @@ def sessions_json(project_id):
     return jsonify(project_sessions(owned_project_or_404(project_id)))
 
 
+@bp.route("/api/projects/<project_id>/settings", methods=["POST"])
+@login_required
+def project_settings(project_id):
+    """Change a project's permission mode from the chat page (JSON, CSRF token in X-CSRFToken)."""
+    project = owned_project_or_404(project_id)
+    mode = (request.get_json(silent=True) or {}).get("permissionMode")
+    if mode not in accounts.PERMISSION_MODES:
+        choices = ", ".join(accounts.PERMISSION_MODES)
+        error = {"code": "invalid_message", "message": f"permissionMode must be one of {choices}"}
+        return jsonify({"ok": False, "error": error}), 400
+    project.permission_mode = mode
+    accounts.audit(project.id, current_user.id, "settings", f"permission mode {mode}")
+    db.session.commit()
+    return jsonify({"ok": True, "permissionMode": mode})
+
+
 @bp.route("/api/sessions/<session_id>/commands")
 @login_required
 def commands_json(session_id):

@@ -141,3 +141,18 @@ def test_working_directory_outside_the_agent_roots_is_refused(live, tmp_path):
     reply = browser.run(seed.project_id, "say: hi", workingDirectory=outside)
     final = browser.wait_final(reply["commandId"])
     assert final["status"] == "error" and "outside" in final["error"]["message"]
+
+
+def test_accept_edits_mode_writes_without_asking(live):
+    from app import db
+    from app.models import Project
+
+    seed, (browser,) = ready(live)
+    with live.app.app_context():
+        db.session.get(Project, seed.project_id).permission_mode = "acceptEdits"
+        db.session.commit()
+    reply = browser.run(seed.project_id, "write: edited.txt no questions asked")
+    assert browser.wait_final(reply["commandId"])["status"] == "complete"
+    assert not browser.permissions
+    with open(os.path.join(seed.project_path, "edited.txt")) as file:
+        assert file.read() == "no questions asked"

@@ -1,0 +1,296 @@
+"""Limits: message size, per-socket rate, running commands, and a browser that stops reading."""
+
+import json
+
+import pytest
+import requests
+import websocket
+
+from app import db
+from app.accounts import audit, create_agent, create_project, find_user
+from app.models import AuditEntry, Command
+from protocol.schemas import MAX_CHUNK_CHARS, MAX_COMMAND_CHARS
+from tests.harness import ServerProcess, WebClient, wait_until
+from tests.security.live import RawSocket, ScriptedAgent
+from tests.security.sockets import Sockets, app_with, assert_refused, chunk
+
+# -- message size ----------------------------------------------------------------------------
+
+
+def test_a_message_over_the_size_limit_is_answered_too_large_and_the_socket_stays(app, seed, sockets):
+    browser, agent = sockets.browser(seed), sockets.agent(seed.token)
+    huge = "x" * (app.config["MAX_MESSAGE_BYTES"] + 1)
+
+    assert_refused(browser.call("subscribe", sessionId="s", afterSeq=0, padding=huge), "too_large")
+    assert_refused(agent.call("agent_heartbeat", running=[huge]), "too_large")
+
+    assert browser.connected and agent.connected
+    assert_refused(browser.call("subscribe", sessionId="s", afterSeq=0), "not_found")
+    assert agent.call("agent_heartbeat", running=[])["ok"]
+
+
+@pytest.mark.parametrize(
+    "event, fields, field",
+    [
+        ("execute_command", {"projectId": "p", "command": "x" * (MAX_COMMAND_CHARS + 1)}, "command"),
+        ("execute_command", {"projectId": "p" * 65, "command": "x"}, "projectId"),
+        ("execute_command", {"projectId": "p", "command": "x", "workingDirectory": "/" * 5000}, None),
+        ("subscribe", {"sessionId": "s", "afterSeq": 2**31}, "afterSeq"),
+        ("permission_response", {"sessionId": "s", "requestId": "r", "decision": "allow", "message": "m" * 2001}, None),
+    ],
+)
+def test_browser_messages_beyond_the_schemas_bounds_are_invalid(seed, sockets, event, fields, field):
+    error = sockets.browser(seed).call(event, **fields)["error"]
+
+    assert error["code"] == "invalid_message"
+    assert field is None or field in error["fields"]
+
+
+@pytest.mark.parametrize(
+    "event, fields",
+    [
+        ("command_response", {"seq": 1, "data": "x" * (MAX_CHUNK_CHARS + 1), "isComplete": False}),
+        ("agent_heartbeat", {"running": ["c"] * 1001}),
+        ("permission_request", {"requestId": "r", "toolName": "t" * 129, "input": {}}),
+    ],
+)
+def test_agent_messages_beyond_the_schemas_bounds_are_invalid(seed, sockets, event, fields):
+    if event != "agent_heartbeat":
+        fields = {"sessionId": "s", "commandId": "c", **fields}
+    reply = sockets.agent(seed.token).call(event, **fields)
+
+    assert_refused(reply, "invalid_message")
+
+
+def test_a_working_directory_longer_than_the_database_keeps_is_refused(app, seed, sockets):
+    """The schema allows 4,096 characters, the column 1,024: PostgreSQL would fail the insert."""
+    sockets.agent(seed.token)
+    reply = sockets.browser(seed).call(
+        "execute_command", projectId=seed.project_id, command="x", workingDirectory="/" + "d" * 2000
+    )
+
+    assert reply["error"]["code"] == "invalid_message" and "workingDirectory" in reply["error"]["fields"]
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(Command.id))) == 0
+
+
+# -- rate limit ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def slow_app(database_url):
+    """Browsers: bursts of 10, then 2 messages a second (agents get 50 times that)."""
+    with app_with(database_url, RATE_LIMIT_BURST=10, RATE_LIMIT_PER_SECOND=2.0) as app:
+        yield app
+
+
+def burst(socket, count, event, **fields):
+    return [socket.call(event, **fields) for _ in range(count)]
+
+
+def codes(replies):
+    return [reply.get("error", {}).get("code", "ok") for reply in replies]
+
+
+def test_a_burst_beyond_the_limit_is_answered_rate_limited_and_the_socket_stays(slow_app, tmp_path):
+    from tests.conftest import make_seed
+
+    seed = make_seed(slow_app, str(tmp_path))
+    sockets = Sockets(slow_app)
+    try:
+        browser, second = sockets.browser(seed), sockets.browser(seed)
+        replies = codes(burst(browser, 40, "subscribe", sessionId="s", afterSeq=0))
+
+        assert replies[:10] == ["not_found"] * 10
+        assert replies.count("rate_limited") >= 28
+        assert browser.connected
+        # A forged "connect" event would give the socket a fresh bucket: it is refused.
+        assert_refused(browser.emit_raw("connect", {}), "invalid_message")
+        assert_refused(browser.call("subscribe", sessionId="s", afterSeq=0), "rate_limited")
+        # Another socket of the same user has its own bucket.
+        assert codes([second.call("subscribe", sessionId="s", afterSeq=0)]) == ["not_found"]
+        # The bucket refills with time.
+        wait_until(
+            lambda: codes([browser.call("subscribe", sessionId="s", afterSeq=0)]) == ["not_found"],
+            timeout=5,
+            message="the bucket to refill",
+        )
+    finally:
+        sockets.close()
+
+
+def test_agents_have_a_wider_bucket_but_a_bucket(slow_app, tmp_path):
+    from tests.conftest import make_seed
+
+    seed = make_seed(slow_app, str(tmp_path))
+    sockets = Sockets(slow_app)
+    try:
+        agent = sockets.agent(seed.token)
+        replies = codes(burst(agent, 600, "agent_heartbeat", running=[]))
+
+        assert replies[:500] == ["ok"] * 500
+        assert replies.count("rate_limited") >= 90
+        assert agent.connected
+    finally:
+        sockets.close()
+
+
+# -- running commands per user and per agent ---------------------------------------------------------
+
+
+@pytest.fixture
+def limited_app(database_url):
+    with app_with(database_url, MAX_RUNNING_PER_USER=3, MAX_RUNNING_PER_AGENT=2) as app:
+        yield app
+
+
+def test_running_commands_are_limited_per_agent_and_per_user(limited_app, tmp_path):
+    from tests.conftest import make_seed
+
+    app = limited_app
+    seed = make_seed(app, str(tmp_path))
+    with app.app_context():
+        user = find_user(seed.username)
+        desktop, desktop_token = create_agent(user, "desktop")
+        projects = [create_project(user, desktop, f"d{i}", str(tmp_path)).id for i in range(2)]
+        laptop_projects = [seed.project_id] + [
+            create_project(user, db.session.get(type(desktop), seed.agent_id), f"l{i}", str(tmp_path)).id
+            for i in range(2)
+        ]
+    sockets = Sockets(app)
+    try:
+        laptop = sockets.agent(seed.token)
+        sockets.agent(desktop_token)
+        browser = sockets.browser(seed)
+
+        def run(project_id):
+            return browser.call("execute_command", projectId=project_id, command="say: hi")
+
+        first, second = run(laptop_projects[0]), run(laptop_projects[1])
+        assert first["ok"] and second["ok"]
+        per_agent = run(laptop_projects[2])
+        assert per_agent["error"]["code"] == "rate_limited" and "agent" in per_agent["error"]["message"]
+        assert run(projects[0])["ok"]  # the other agent still has room
+        per_user = run(projects[1])
+        assert per_user["error"]["code"] == "rate_limited" and "user" in per_user["error"]["message"]
+        with app.app_context():
+            assert db.session.scalar(db.select(db.func.count(Command.id))) == 3
+            assert db.session.scalar(db.select(db.func.count(AuditEntry.id))) == 3
+
+        # A finished command frees its place.
+        assert laptop.call("command_response", chunk(first, 1, "done", complete=True))["ok"]
+        wait_until(lambda: run(laptop_projects[2]).get("ok"), timeout=10, message="a free place")
+    finally:
+        sockets.close()
+
+
+# -- Engine.IO's own limit, on a real server --------------------------------------------------------
+
+
+@pytest.fixture
+def server(app, database_url, tmp_path):
+    process = ServerProcess(database_url, str(tmp_path)).start()
+    yield process
+    process.stop()
+
+
+def test_a_websocket_message_over_the_engineio_limit_closes_only_that_connection(server, seed):
+    http = WebClient(server.url, seed.username, seed.password).http
+    bystander = WebClient(server.url, seed.username, seed.password).connect()
+    raw = RawSocket(server.url, http)
+    raw.join("/web")
+
+    raw.ws.send("42/web,1" + json.dumps(["subscribe", {"padding": "x" * 1_100_000}]))
+
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError, OSError)):
+        while True:
+            raw.recv()
+    reply = bystander.call("subscribe", {"sessionId": "nope", "afterSeq": 0})
+    assert reply["error"]["code"] == "not_found"
+    bystander.close()
+
+
+def test_a_polling_post_over_the_engineio_limit_is_refused(server):
+    opened = requests.get(server.url + "/socket.io/?EIO=4&transport=polling", timeout=5).text
+    sid = json.loads(opened[1:])["sid"]
+
+    reply = requests.post(
+        server.url + f"/socket.io/?EIO=4&transport=polling&sid={sid}", data="4" + "x" * 1_100_000, timeout=10
+    )
+
+    assert reply.status_code >= 400
+    assert requests.get(server.url + "/login", timeout=5).status_code == 200
+
+
+# -- a browser that stops reading ---------------------------------------------------------------------
+
+SEND_QUEUE = 100
+CHUNKS = 500
+CHUNK_CHARS = 32_000
+
+
+def kernel_slack_packets(receive_buffer):
+    """How many packets the two kernels can hold between the server and a socket that reads nothing."""
+    with open("/proc/sys/net/ipv4/tcp_wmem") as wmem:
+        send_max = int(wmem.read().split()[2])
+    return (send_max + 4 * receive_buffer) // CHUNK_CHARS + 2
+
+
+def read_until_cut(raw, session_id):
+    """Read a stuck socket's backlog: (seqs of command_result received, whether it was cut off)."""
+    seqs = []
+    while True:
+        packet = raw.recv()
+        if packet.startswith('42/web,["command_result"'):
+            result = json.loads(packet[len("42/web,") :])[1]
+            if result["sessionId"] == session_id:
+                seqs.append(result["seq"])
+        elif packet.startswith("41/web,"):
+            return seqs, True
+        if seqs and seqs[-1] == CHUNKS:
+            return seqs, False
+
+
+@pytest.mark.timeout(240)
+def test_a_browser_that_stops_reading_is_cut_off_and_catches_up_through_subscribe(app, seed, database_url, tmp_path):
+    # eventlet: its WebSocket writes whole frames to a slow reader (see docs/security.md on gevent).
+    server = ServerProcess(
+        database_url, str(tmp_path), async_mode="eventlet", extra_env={"TETHER_MAX_SEND_QUEUE": str(SEND_QUEUE)}
+    ).start()
+    try:
+        agent = ScriptedAgent(server.url, seed.token)
+        sender = WebClient(server.url, seed.username, seed.password).connect()
+        reply = sender.run(seed.project_id, "stream a lot")
+        command = {"sessionId": reply["sessionId"], "commandId": reply["commandId"]}
+        agent.next_command()
+        receive_buffer = 4096
+        stuck = RawSocket(server.url, WebClient(server.url, seed.username, seed.password).http, receive_buffer)
+        stuck.join("/web")
+        assert stuck.call("/web", "subscribe", {"type": "subscribe", "sessionId": command["sessionId"], "afterSeq": 0})["ok"]
+
+        agent.stream(command, CHUNKS, size=CHUNK_CHARS)  # the stuck socket reads nothing meanwhile
+
+        # The browser that kept reading got everything, in order.
+        sender.wait_final(command["commandId"])
+        assert [r["seq"] for r in sender.session_results(command["sessionId"])] == list(range(1, CHUNKS + 1))
+        # The stuck one was sent at most the queue bound beyond what the kernels buffer, then cut off.
+        seqs, cut = read_until_cut(stuck, command["sessionId"])
+        assert cut, f"never cut off; it was sent {len(seqs)} of {CHUNKS} results"
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert len(seqs) <= SEND_QUEUE + kernel_slack_packets(receive_buffer) < CHUNKS
+        assert "is not reading; disconnecting it" in server.output()
+        # Catching up: join again and subscribe after the last seq seen, as the page does.
+        rounds = 0
+        while seqs[-1] < CHUNKS:
+            rounds += 1
+            assert rounds <= 20, seqs[-1]
+            stuck.join("/web")
+            stuck.send_event("/web", "subscribe", {"type": "subscribe", "sessionId": command["sessionId"], "afterSeq": seqs[-1]})
+            more, _ = read_until_cut(stuck, command["sessionId"])
+            assert more == list(range(seqs[-1] + 1, seqs[-1] + 1 + len(more)))
+            seqs += more
+        agent.close()
+        sender.close()
+        stuck.close()
+    finally:
+        server.stop()
