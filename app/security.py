@@ -3,6 +3,8 @@
 docs/security.md lists every defence and where it lives.
 """
 
+import io
+
 from flask import jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -15,7 +17,13 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+# What a client may send in a long-polling POST (Engine.IO 4): close, pong, message, binary message.
+CLIENT_POLL_PACKETS = frozenset("134b")
+
+
 def init_app(app):
+    # Outermost, in front of Socket.IO's middleware (create_app wraps that one first).
+    app.wsgi_app = PollingPostGuard(app.wsgi_app, app.config["MAX_MESSAGE_BYTES"])
     app.after_request(_security_headers)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
@@ -35,6 +43,43 @@ def _security_headers(response):
         # Behind TLS (directly, or a proxy with TETHER_PROXY_COUNT): HTTPS from now on.
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
+
+
+class PollingPostGuard:
+    """Answers an Engine.IO long-polling POST that Engine.IO would choke on, before it sees it.
+
+    python-engineio (4.x) answers a POST that is too large or holds a packet a
+    client may not send by closing the session and waiting for its send queue
+    to drain, which only the client's next poll does: without one the request
+    hangs for ever, holding its connection. Opening a polling session needs no
+    login, so anybody could pile up such connections.
+    """
+
+    def __init__(self, wsgi_app, limit, prefix="/socket.io/"):
+        self.wsgi_app = wsgi_app
+        self.limit = limit
+        self.prefix = prefix
+
+    def __call__(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") == "POST" and environ.get("PATH_INFO", "").startswith(self.prefix):
+            refusal = self._check(environ)
+            if refusal:
+                start_response(refusal, [("Content-Type", "text/plain"), ("Connection", "close")])
+                return [refusal.encode()]
+        return self.wsgi_app(environ, start_response)
+
+    def _check(self, environ):
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return "400 Bad Request"
+        if length > self.limit:
+            return "413 Payload Too Large"
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        if any(packet[:1].decode("latin-1") not in CLIENT_POLL_PACKETS for packet in body.split(b"\x1e")):
+            return "400 Bad Request"
+        return None
 
 
 def _wants_json():

@@ -1,5 +1,6 @@
 """Shared by the benchmark scripts: child processes, servers, login, /proc readings, tables, results."""
 
+import atexit
 import contextlib
 import datetime
 import importlib.metadata
@@ -9,6 +10,7 @@ import platform
 import queue
 import re
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -125,6 +127,8 @@ class Workdir:
 
     def __init__(self, prefix="tether-bench-"):
         self.path = tempfile.mkdtemp(prefix=prefix)
+        if not os.environ.get("BENCH_KEEP"):  # BENCH_KEEP=1 keeps logs and databases
+            atexit.register(shutil.rmtree, self.path, True)
 
     def file(self, name):
         return os.path.join(self.path, name)

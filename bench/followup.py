@@ -17,6 +17,7 @@ agent_client.standin.StandInModel on loopback (so the "model" is instant):
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -172,6 +173,7 @@ def run(options, emit=True, turns=True):
             out["emit"] = measure_emit(claude, options.deltas, options.emit_samples)
     finally:
         claude.close()
+        shutil.rmtree(workdir, ignore_errors=True)
     return out
 
 
