@@ -81,8 +81,9 @@ class Config:
     # How soon a connected agent whose token was revoked, rotated or expired is cut off.
     TOKEN_CHECK_INTERVAL = float(os.environ.get("TETHER_TOKEN_CHECK_INTERVAL", "1"))
     PRESENCE_TIMEOUT = float(os.environ.get("TETHER_PRESENCE_TIMEOUT", "30"))
-    # Group commit: how long the chunk writer waits to gather a batch.
-    WRITE_BATCH_WINDOW = 0.002
+    # Group commit: the writer yields once (0 s) so that chunks already arriving
+    # join the batch; a batch also forms by itself while the previous one commits.
+    WRITE_BATCH_WINDOW = 0.0
     WRITE_BATCH_MAX = 500
 
 

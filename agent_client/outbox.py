@@ -36,15 +36,13 @@ class Stream:
     command_id: str
     next_seq: int = 1
     text: list = field(default_factory=list)
+    text_chars: int = 0  # kept up to date: counting the parts on every delta costs too much
     text_since: float | None = None
     sealed: deque = field(default_factory=deque)  # chunks built, not yet acknowledged
     in_flight: dict | None = None
     sent_at: float = 0.0
     retry_at: float = 0.0
     finished: bool = False
-
-    def buffered_chars(self):
-        return sum(len(part) for part in self.text) + sum(len(c["data"]) for c in self.sealed)
 
 
 class Outbox:
@@ -58,6 +56,7 @@ class Outbox:
         self.max_buffered_chars = max_buffered_chars
         self.state_dir = state_dir
         self._streams = {}
+        self._buffered_chars = 0  # text held for the server, sealed or not
         self._online = False
         self._cond = threading.Condition()
         self._closed = False
@@ -74,12 +73,14 @@ class Outbox:
             return
         with self._cond:
             stream = self._stream(session_id, command_id)
-            while self._buffered() > self.max_buffered_chars and not self._closed:
+            while self._buffered_chars > self.max_buffered_chars and not self._closed:
                 self._cond.wait(1.0)  # back-pressure: Claude Code waits, memory stays bounded
             if stream.text_since is None:
                 stream.text_since = time.monotonic()
             stream.text.append(text)
-            if sum(len(part) for part in stream.text) >= self.max_chunk_chars:
+            stream.text_chars += len(text)
+            self._buffered_chars += len(text)
+            if stream.text_chars >= self.max_chunk_chars:
                 self._seal(stream)
             self._cond.notify_all()
 
@@ -141,9 +142,6 @@ class Outbox:
             stream = self._streams[command_id] = Stream(session_id, command_id)
         return stream
 
-    def _buffered(self):
-        return sum(stream.buffered_chars() for stream in self._streams.values())
-
     def _seal(self, stream, event=None, complete=False, error=None):
         """Turn the buffered text (plus an event or the end) into the next chunk."""
         chunk = {
@@ -160,6 +158,7 @@ class Outbox:
             chunk["error"] = error
         stream.next_seq += 1
         stream.text = []
+        stream.text_chars = 0
         stream.text_since = None
         stream.sealed.append(chunk)
         self._persist(chunk)
@@ -222,6 +221,7 @@ class Outbox:
         if not ok:
             log.warning("server refused chunk %s of %s: %s", chunk["seq"], chunk["commandId"], reply)
         stream.sealed.popleft()
+        self._buffered_chars -= len(chunk["data"])
         if stream.finished and not stream.sealed and not stream.text:
             del self._streams[stream.command_id]
             self._forget(stream.command_id)
@@ -254,6 +254,7 @@ class Outbox:
         with self._cond:
             stream = self._stream(first["sessionId"], first["commandId"])
             stream.sealed.extend(chunks)
+            self._buffered_chars += sum(len(chunk["data"]) for chunk in chunks)
             stream.next_seq = chunks[-1]["seq"] + 1
             stream.finished = True
             if not chunks[-1]["isComplete"]:
