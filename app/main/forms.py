@@ -1,5 +1,6 @@
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from app.accounts import PERMISSION_MODES
@@ -14,9 +15,13 @@ class ProjectForm(FlaskForm):
     name = StringField("Project name", validators=[DataRequired(), Length(max=128)])
     agent_id = SelectField("Agent", validators=[DataRequired()])
     path = StringField("Directory on that machine", validators=[DataRequired(), Length(max=1024)])
-    permission_mode = SelectField("Permission mode", choices=[(mode, mode) for mode in PERMISSION_MODES])
+    permission_mode = SelectField("Permission mode", choices=[SelectChoice(mode) for mode in PERMISSION_MODES])
     submit = SubmitField("Add project")
 
 
 class AgentActionForm(FlaskForm):
     """An empty form: just the CSRF token for revoke and rotate buttons."""
+
+
+def agent_choices(agents):
+    return [SelectChoice(agent.id, agent.name) for agent in agents]

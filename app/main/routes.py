@@ -5,7 +5,7 @@ from flask_login import current_user, login_required
 
 from app import accounts, db
 from app.main import bp
-from app.main.forms import AgentActionForm, AgentForm, ProjectForm
+from app.main.forms import AgentActionForm, AgentForm, ProjectForm, agent_choices
 from app.models import Agent, AuditEntry, ChatSession, Command, Project
 
 
@@ -38,7 +38,7 @@ def start_command(agent, token):
 def _render_dashboard(agent_form=None, project_form=None, new_token=None, status=200, error=None):
     agents = _user_agents()
     project_form = project_form or ProjectForm()
-    project_form.agent_id.choices = [(a.id, a.name) for a in agents]
+    project_form.agent_id.choices = agent_choices(agents)
     page = render_template(
         "dashboard.html",
         agents=agents,
@@ -115,7 +115,7 @@ def rotate_agent(agent_id):
 def add_project():
     """Create a project bound to one of the user's agents and a directory there."""
     form = ProjectForm()
-    form.agent_id.choices = [(a.id, a.name) for a in _user_agents()]
+    form.agent_id.choices = agent_choices(_user_agents())
     if form.agent_id.data:
         _owned_agent_or_404(form.agent_id.data)  # somebody else's agent is not even there
     if not form.validate_on_submit():
