@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import tempfile
 import re
 from dataclasses import dataclass, field
 
@@ -27,7 +28,11 @@ EXPECT_TIMEOUT_MS = 30_000
 ANSWER_TIMEOUT_MS = 90_000
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCREENSHOTS = os.path.join(ROOT, "docs", "screenshots")
+# Test runs save screenshots to a temp folder; TETHER_SCREENSHOTS=docs/screenshots refreshes the
+# README's pictures (on purpose, since they show pytest's temp paths and change on every run).
+SCREENSHOTS = os.environ.get("TETHER_SCREENSHOTS") or os.path.join(
+    tempfile.gettempdir(), "tether-screenshots"
+)
 
 # Injected by Playwright before any page script (the page's CSP does not apply to it).
 WATCH_CSP = """
@@ -184,7 +189,7 @@ def wait_state(turn_locator, state="done"):
 
 
 def screenshot(page: Page, name: str):
-    """Save a PNG into docs/screenshots (overwritten on every run)."""
+    """Save a PNG into SCREENSHOTS (overwritten on every run)."""
     os.makedirs(SCREENSHOTS, exist_ok=True)
     page.screenshot(path=os.path.join(SCREENSHOTS, name))
 

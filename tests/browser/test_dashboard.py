@@ -13,8 +13,10 @@ def test_agent_goes_online_and_offline_live(ui):
     process = ui.start_agent()
     expect(agent).to_have_attribute("data-agent-status", "online", timeout=60_000)
     expect(agent.locator(".state")).to_have_text("online")
+    expect(agent.locator(".agent-detail")).to_contain_text("connected just now")  # not "never connected"
 
     process.stop()
     expect(agent).to_have_attribute("data-agent-status", "offline", timeout=60_000)
     expect(agent.locator(".state")).to_have_text("offline")
+    expect(agent.locator(".agent-detail")).to_contain_text("last seen just now")
     assert page.evaluate("window.__sameDocument") is True

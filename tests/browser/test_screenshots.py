@@ -53,6 +53,7 @@ def test_screenshots_of_login_dashboard_and_chat(ui):
         expect(page.locator(f"[data-agent-id='{ui.seed.agent_id}']")).to_have_attribute(
             "data-agent-status", "online", timeout=ANSWER_TIMEOUT_MS
         )
+        expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected")
         screenshot(page, f"dashboard-{size}.png")
 
     ui.open_chat(desktop)
