@@ -2,8 +2,8 @@
 
 import contextlib
 import os
-import tempfile
 import re
+import tempfile
 from dataclasses import dataclass, field
 
 from playwright.sync_api import Browser, BrowserContext, Page, expect
