@@ -357,6 +357,7 @@ class _Session:
         except BaseException:
             log.exception("session %s: worker failed", self.session_id)
         finally:
+            self._cancel_helpers()
             self._loop.run_until_complete(self._loop.shutdown_asyncgens())
             self._loop.close()
             leftover = self.manager._ended(self)
@@ -799,6 +800,14 @@ class _Session:
         if len(detail) > STDERR_DETAIL:
             detail = "…" + detail[-STDERR_DETAIL:]
         return f" Claude Code said: {detail}"
+
+    def _cancel_helpers(self) -> None:
+        """Watchdogs and interrupts still pending when the session ends die quietly with it."""
+        pending = [task for task in self._tasks if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
     def _spawn(self, coro: Any) -> None:
         task = self._loop.create_task(coro)
