@@ -568,6 +568,13 @@
 
   let commandsTimer = null;
 
+  /** Live delivery state of a command we show (turns for others' commands come with their results). */
+  function onCommandState(message) {
+    if (!message || message.sessionId !== state.sessionId) return;
+    const turn = state.turns.get(message.commandId);
+    if (turn) setTurnState(turn, message.state);
+  }
+
   function refreshCommandsSoon(delay = 400) {
     clearTimeout(commandsTimer);
     commandsTimer = setTimeout(refreshCommands, delay);
@@ -1025,6 +1032,7 @@
     socket.on("command_result", onCommandResult);
     socket.on("permission_request", onPermissionRequest);
     socket.on("permission_resolved", onPermissionResolved);
+    socket.on("command_state", onCommandState);
     socket.on("agent_status", (message) => {
       if (!message || message.agentId !== state.agentId) return;
       state.agentOnline = Boolean(message.online);
@@ -1041,6 +1049,21 @@
   // The server renders the sessions' times as timestamps: say them the way the refresh does.
   for (const node of dom.sessionList.querySelectorAll(".session-time[data-updated-at]")) {
     node.textContent = window.Tether.relativeTime(node.dataset.updatedAt);
+  }
+
+  // Permission mode of the project: saved at once, used from the next command on.
+  const modeSelect = document.querySelector("[data-testid=permission-mode]");
+  if (modeSelect) {
+    modeSelect.addEventListener("change", async () => {
+      const token = document.querySelector("meta[name=csrf-token]").content;
+      const response = await fetch(`/api/projects/${encodeURIComponent(state.projectId)}/settings`, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": token },
+        body: JSON.stringify({ permissionMode: modeSelect.value }),
+      });
+      modeSelect.dataset.saved = response.ok ? modeSelect.value : "error";
+    });
   }
 
   const initial = new URL(window.location.href).searchParams.get("session");

@@ -223,3 +223,18 @@ def test_a_failed_command_shows_its_error_and_the_view_follows_to_its_end(ui):
     expect(turn(page).get_by_test_id("command-summary")).not_to_contain_text("success")
     # The error and the closing line arrive last: they are in view, not under the composer.
     expect(turn(page).get_by_test_id("command-state")).to_be_in_viewport(ratio=1)
+
+
+def test_permission_mode_chosen_on_the_page_lets_edits_through_without_asking(ui):
+    ui.start_agent()
+    page = ui.chat()
+    mode = page.get_by_test_id("permission-mode")
+    mode.select_option("acceptEdits")
+    expect(mode).to_have_attribute("data-saved", "acceptEdits")
+    send(page, "write: accepted.txt no prompt needed")
+    wait_state(turn(page))
+    expect(page.get_by_test_id("permission-request")).to_have_count(0)
+    with open(os.path.join(ui.seed.project_path, "accepted.txt")) as file:
+        assert file.read() == "no prompt needed"
+    page.reload()
+    expect(page.get_by_test_id("permission-mode")).to_have_value("acceptEdits")
