@@ -15,6 +15,7 @@ import socketio
 
 from agent_client.claude_runner import RunRequest, SessionBusy
 from agent_client.outbox import Outbox
+from agent_client.shrink import shrink
 from agent_client.workdirs import WorkdirRefused, resolve_workdir
 from protocol import (
     AGENT_NAMESPACE,
@@ -83,7 +84,7 @@ class AgentClient:
         if event.get("type") == "permission_expired":
             with self._lock:
                 self._pending_permissions.pop(event.get("request_id"), None)
-        self.outbox.event(session_id, command_id, event)
+        self.outbox.event(session_id, command_id, shrink(event))
 
     def finish(self, session_id, command_id, error):
         if error and error.get("code") not in FINAL_ERROR_CODES:
@@ -100,7 +101,7 @@ class AgentClient:
             "commandId": command_id,
             "requestId": request_id,
             "toolName": tool_name,
-            "input": tool_input,
+            "input": shrink(tool_input),
         }
         with self._lock:
             self._pending_permissions[request_id] = payload

@@ -223,7 +223,7 @@ def _number(session_id, chunks):
     rows = []
     for seq, chunk in enumerate(chunks, start=first):
         _remember_claude_session(session_id, chunk.event)
-        _expire_permission(chunk.event)
+        _expire_permission(chunk.command_id, chunk.event)
         final = chunk.is_complete or chunk.error is not None or chunk.agent_seq is None
         status = ("error" if chunk.error else "complete") if final else "streaming"
         rows.append(
@@ -241,12 +241,18 @@ def _number(session_id, chunks):
     return rows
 
 
-def _expire_permission(event):
-    """A permission the agent gave up on (timeout, stop) is no longer shown to anyone."""
+def _expire_permission(command_id, event):
+    """A permission the agent gave up on (timeout, stop) is no longer shown to anyone.
+
+    Only a request of the same command: an agent cannot expire another agent's request."""
     if event and event.get("type") == "permission_expired" and isinstance(event.get("request_id"), str):
         db.session.execute(
             update(PermissionRequest)
-            .where(PermissionRequest.id == event["request_id"], PermissionRequest.decision.is_(None))
+            .where(
+                PermissionRequest.id == event["request_id"],
+                PermissionRequest.command_id == command_id,
+                PermissionRequest.decision.is_(None),
+            )
             .values(decision="expired", decided_at=utcnow())
         )
 

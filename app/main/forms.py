@@ -15,7 +15,9 @@ class ProjectForm(FlaskForm):
     name = StringField("Project name", validators=[DataRequired(), Length(max=128)])
     agent_id = SelectField("Agent", validators=[DataRequired()])
     path = StringField("Directory on that machine", validators=[DataRequired(), Length(max=1024)])
-    permission_mode = SelectField("Permission mode", choices=[SelectChoice(mode) for mode in PERMISSION_MODES])
+    permission_mode = SelectField(
+        "Permission mode", choices=[SelectChoice(mode) for mode in PERMISSION_MODES]
+    )
     submit = SubmitField("Add project")
 
 

@@ -34,7 +34,9 @@ def roots_of(tree):
     return normalise_roots([str(tree / "root")])
 
 
-@pytest.mark.parametrize("path", ["root", "root/project", "root/project/sub", "root/project/../project", "root/inner"])
+@pytest.mark.parametrize(
+    "path", ["root", "root/project", "root/project/sub", "root/project/../project", "root/inner"]
+)
 def test_directories_under_a_root_are_allowed_as_their_real_path(tree, path):
     resolved = resolve_workdir(str(tree / path), roots_of(tree))
 
@@ -77,7 +79,9 @@ def test_a_symlinked_root_is_resolved_once_and_its_real_tree_is_allowed(tree):
     roots = normalise_roots([str(tree / "root-link")])
 
     assert roots == [os.path.realpath(tree / "root")]
-    assert resolve_workdir(str(tree / "root-link" / "project"), roots) == os.path.realpath(tree / "root/project")
+    assert resolve_workdir(str(tree / "root-link" / "project"), roots) == os.path.realpath(
+        tree / "root/project"
+    )
     with pytest.raises(WorkdirRefused):
         resolve_workdir(str(tree / "root-link" / "escape"), roots)
 
@@ -170,6 +174,10 @@ def test_with_its_flag_the_agent_runs_in_bypass_mode(live, confined):
     reply = browser.run(seed.project_id, "write: bypassed.txt no one asked")
     final = browser.wait_final(reply["commandId"])
 
+    assert browser.permissions == []
+    if os.geteuid() == 0:
+        # Claude Code itself refuses bypass mode to root: the agent did pass the mode on.
+        assert final["status"] == "error" and "dangerously-skip-permissions" in final["error"]["message"]
+        return
     assert final["status"] == "complete", final
     assert (root / "bypassed.txt").read_text().strip() == "no one asked"
-    assert browser.permissions == []

@@ -213,7 +213,13 @@ def test_another_users_pages_and_lists_are_404(app, world, path):
 
     assert http.get(url).status_code == 404
     dashboard = http.get("/").get_data(as_text=True)
-    for secret in (world.alice.seed.project_id, world.alice.seed.agent_id, "alice-project", ">laptop<", ">laptop:"):
+    for secret in (
+        world.alice.seed.project_id,
+        world.alice.seed.agent_id,
+        "alice-project",
+        ">laptop<",
+        ">laptop:",
+    ):
         assert secret not in dashboard
     assert world.bob.seed.agent_id in dashboard  # the control: his own agent is listed
 
@@ -314,11 +320,6 @@ def test_agent_command_goes_only_to_the_projects_agent(app, world):
     assert world.bob.agent.received("agent_command") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/storage.py _expire_permission updates a PermissionRequest by id alone; it should also "
-    "match the chunk's command_id (storage.py is outside this change; see docs/security.md)",
-)
 def test_an_agent_cannot_expire_another_agents_permission_request(app, world):
     bob = world.bob
     own = bob.browser.call("execute_command", projectId=bob.seed.project_id, command="say: mine")

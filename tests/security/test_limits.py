@@ -10,7 +10,7 @@ import socketio
 import websocket
 
 from app import db
-from app.accounts import audit, create_agent, create_project, find_user
+from app.accounts import create_agent, create_project, find_user
 from app.models import AuditEntry, Command
 from protocol.schemas import MAX_CHUNK_CHARS, MAX_COMMAND_CHARS
 from tests.harness import ServerProcess, WebClient, wait_until
@@ -39,7 +39,11 @@ def test_a_message_over_the_size_limit_is_answered_too_large_and_the_socket_stay
         ("execute_command", {"projectId": "p" * 65, "command": "x"}, "projectId"),
         ("execute_command", {"projectId": "p", "command": "x", "workingDirectory": "/" * 5000}, None),
         ("subscribe", {"sessionId": "s", "afterSeq": 2**31}, "afterSeq"),
-        ("permission_response", {"sessionId": "s", "requestId": "r", "decision": "allow", "message": "m" * 2001}, None),
+        (
+            "permission_response",
+            {"sessionId": "s", "requestId": "r", "decision": "allow", "message": "m" * 2001},
+            None,
+        ),
     ],
 )
 def test_browser_messages_beyond_the_schemas_bounds_are_invalid(seed, sockets, event, fields, field):
@@ -235,7 +239,9 @@ def polling_post(server, headers, body=b"", timeout=5):
         ("Content-Length: 3\r\n", b"2\x1e3", "400"),  # a ping from the client
     ],
 )
-def test_polling_posts_engineio_would_hang_on_are_answered_at_once_and_leave_nothing(server, headers, body, status):
+def test_polling_posts_engineio_would_hang_on_are_answered_at_once_and_leave_nothing(
+    server, headers, body, status
+):
     """python-engineio leaves such a request hanging for ever, one open connection each."""
     before = open_fds(server)
 
@@ -247,10 +253,14 @@ def test_polling_posts_engineio_would_hang_on_are_answered_at_once_and_leave_not
 
 
 def test_a_well_formed_polling_session_still_works(server, seed):
-    client = socketio.Client(reconnection=False, http_session=WebClient(server.url, seed.username, seed.password).http)
+    client = socketio.Client(
+        reconnection=False, http_session=WebClient(server.url, seed.username, seed.password).http
+    )
     client.connect(server.url, namespaces=["/web"], transports=["polling"], wait_timeout=5)
     try:
-        reply = client.call("subscribe", {"type": "subscribe", "sessionId": "nope", "afterSeq": 0}, "/web", timeout=10)
+        reply = client.call(
+            "subscribe", {"type": "subscribe", "sessionId": "nope", "afterSeq": 0}, "/web", timeout=10
+        )
         assert reply["error"]["code"] == "not_found"
     finally:
         client.disconnect()
@@ -286,10 +296,15 @@ def read_until_cut(raw, session_id):
 
 
 @pytest.mark.timeout(240)
-def test_a_browser_that_stops_reading_is_cut_off_and_catches_up_through_subscribe(app, seed, database_url, tmp_path):
+def test_a_browser_that_stops_reading_is_cut_off_and_catches_up_through_subscribe(
+    app, seed, database_url, tmp_path
+):
     # eventlet: its WebSocket writes whole frames to a slow reader (see docs/security.md on gevent).
     server = ServerProcess(
-        database_url, str(tmp_path), async_mode="eventlet", extra_env={"TETHER_MAX_SEND_QUEUE": str(SEND_QUEUE)}
+        database_url,
+        str(tmp_path),
+        async_mode="eventlet",
+        extra_env={"TETHER_MAX_SEND_QUEUE": str(SEND_QUEUE)},
     ).start()
     try:
         agent = ScriptedAgent(server.url, seed.token)
@@ -298,9 +313,13 @@ def test_a_browser_that_stops_reading_is_cut_off_and_catches_up_through_subscrib
         command = {"sessionId": reply["sessionId"], "commandId": reply["commandId"]}
         agent.next_command()
         receive_buffer = 4096
-        stuck = RawSocket(server.url, WebClient(server.url, seed.username, seed.password).http, receive_buffer)
+        stuck = RawSocket(
+            server.url, WebClient(server.url, seed.username, seed.password).http, receive_buffer
+        )
         stuck.join("/web")
-        assert stuck.call("/web", "subscribe", {"type": "subscribe", "sessionId": command["sessionId"], "afterSeq": 0})["ok"]
+        assert stuck.call(
+            "/web", "subscribe", {"type": "subscribe", "sessionId": command["sessionId"], "afterSeq": 0}
+        )["ok"]
 
         agent.stream(command, CHUNKS, size=CHUNK_CHARS)  # the stuck socket reads nothing meanwhile
 
@@ -319,7 +338,11 @@ def test_a_browser_that_stops_reading_is_cut_off_and_catches_up_through_subscrib
             rounds += 1
             assert rounds <= 20, seqs[-1]
             stuck.join("/web")
-            stuck.send_event("/web", "subscribe", {"type": "subscribe", "sessionId": command["sessionId"], "afterSeq": seqs[-1]})
+            stuck.send_event(
+                "/web",
+                "subscribe",
+                {"type": "subscribe", "sessionId": command["sessionId"], "afterSeq": seqs[-1]},
+            )
             more, _ = read_until_cut(stuck, command["sessionId"])
             assert more == list(range(seqs[-1] + 1, seqs[-1] + 1 + len(more)))
             seqs += more

@@ -76,11 +76,11 @@ def logged_in_session(server, seed):
 
 def connect(server, http, transport, origin):
     """A Socket.IO client carrying the user's cookie, its handshake sent with `origin`."""
-    client = socketio.Client(reconnection=False, http_session=http, websocket_extra_options={"origin": origin})
-    headers = {"Origin": origin} if transport == "polling" else {}
-    client.connect(
-        server.url, namespaces=["/web"], transports=[transport], headers=headers, wait_timeout=5
+    client = socketio.Client(
+        reconnection=False, http_session=http, websocket_extra_options={"origin": origin}
     )
+    headers = {"Origin": origin} if transport == "polling" else {}
+    client.connect(server.url, namespaces=["/web"], transports=[transport], headers=headers, wait_timeout=5)
     return client
 
 
