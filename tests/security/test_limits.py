@@ -299,11 +299,9 @@ def read_until_cut(raw, session_id):
 def test_a_browser_that_stops_reading_is_cut_off_and_catches_up_through_subscribe(
     app, seed, database_url, tmp_path
 ):
-    # eventlet: its WebSocket writes whole frames to a slow reader (see docs/security.md on gevent).
     server = ServerProcess(
         database_url,
         str(tmp_path),
-        async_mode="eventlet",
         extra_env={"TETHER_MAX_SEND_QUEUE": str(SEND_QUEUE)},
     ).start()
     try:
