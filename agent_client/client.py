@@ -126,10 +126,9 @@ class AgentClient:
                 self._stopped.wait(delay)
                 delay = min(delay * 2, 15)
         threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True).start()
-        while not self._stopped.is_set():
-            self._stopped.wait(0.5)
-            if self._fatal:
-                raise FatalConnectError(self._fatal)
+        self._stopped.wait()
+        if self._fatal:
+            raise FatalConnectError(self._fatal)
 
     def stop(self):
         self._stopped.set()
@@ -175,8 +174,19 @@ class AgentClient:
         self._send_heartbeat()
 
     def _on_disconnect(self, reason=None):
-        log.warning("disconnected from the server (%s); reconnecting", reason)
         self.outbox.offline()
+        if reason == self.sio.reason.SERVER_DISCONNECT:
+            # The server closes an agent's socket on purpose only when its token was
+            # revoked or rotated, or another agent connected with the same token.
+            # Reconnecting would fail, or throw the other agent out: stop and say why.
+            self._fatal = (
+                "the server closed this agent's connection: its token was revoked or rotated, "
+                "or another agent connected with the same token"
+            )
+            log.error(self._fatal)
+            self._stopped.set()
+            return
+        log.warning("disconnected from the server (%s); reconnecting", reason)
 
     def _on_connect_error(self, data=None):
         # The server refuses with {"message": ..., "data": {"code": ...}}.

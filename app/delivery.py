@@ -24,6 +24,7 @@ from protocol import WEB_NAMESPACE, Events
 
 log = logging.getLogger("tether.delivery")
 REPLAY_PAGE = 500
+REPLAY_PATIENCE = 10.0  # seconds a replay waits for a full send queue before giving up
 
 
 def make_client_manager(app):
@@ -103,7 +104,7 @@ class SessionDelivery:
         with subscription.lock:
             # A re-subscribe moves the cursor back so that the replay covers it.
             subscription.cursor = after_seq
-            return self._catch_up(subscription)
+            return self._catch_up(subscription, patient=True)
 
     def follow_from(self, sid, session_id, cursor):
         """Follow a session live from `cursor` without replaying (the sender of a new command)."""
@@ -180,8 +181,12 @@ class SessionDelivery:
                 if seq == subscription.cursor + 1 and self._send(subscription.sid, packets):
                     subscription.cursor = seq
 
-    def _catch_up(self, subscription, upto=None):
-        """Send stored results after the cursor (up to `upto`), in order. Returns the last seq."""
+    def _catch_up(self, subscription, upto=None, patient=False):
+        """Send stored results after the cursor (up to `upto`), in order. Returns the last seq.
+
+        A `patient` catch-up (a subscribe's replay, in the subscriber's own handler)
+        waits for a full send queue to drain instead of cutting the socket off.
+        """
         from app.storage import stored_results
 
         with self.app.app_context():
@@ -190,7 +195,7 @@ class SessionDelivery:
                     subscription.session_id, subscription.cursor, upto, REPLAY_PAGE
                 )
                 for message in results:
-                    if not self._send(subscription.sid, self._encode(message)):
+                    if not self._send(subscription.sid, self._encode(message), patient):
                         return last_seq
                     subscription.cursor = message["seq"]
                 if len(results) < REPLAY_PAGE:
@@ -202,7 +207,7 @@ class SessionDelivery:
         )
         return [eio_packet.Packet(eio_packet.MESSAGE, pkt.encode())]
 
-    def _send(self, sid, packets):
+    def _send(self, sid, packets, patient=False):
         """Queue packets for one socket; a socket that is not reading gets cut off.
 
         The browser reconnects and catches up from storage by seq, so dropping a
@@ -215,10 +220,20 @@ class SessionDelivery:
         eio_socket = server.eio.sockets.get(eio_sid)
         if eio_socket is None:
             return False
-        if eio_socket.queue.qsize() > self.app.config["MAX_SEND_QUEUE"]:
+        limit = self.app.config["MAX_SEND_QUEUE"]
+        if patient:
+            self._wait_for_room(eio_socket, limit)
+        if eio_socket.queue.qsize() > limit:
             log.warning("socket %s is not reading; disconnecting it", sid)
             server.start_background_task(server.disconnect, sid, namespace=WEB_NAMESPACE)
             return False
         for packet in packets:
             server._send_eio_packet(eio_sid, packet)
         return True
+
+    def _wait_for_room(self, eio_socket, limit, patience=REPLAY_PATIENCE):
+        """Pace a replay on the socket's queue: a reading browser drains it in time."""
+        waited = 0.0
+        while eio_socket.queue.qsize() > limit // 2 and waited < patience:
+            self.manager.server.sleep(0.05)
+            waited += 0.05
