@@ -75,14 +75,20 @@ class Outbox:
             stream = self._stream(session_id, command_id)
             while self._buffered_chars > self.max_buffered_chars and not self._closed:
                 self._cond.wait(1.0)  # back-pressure: Claude Code waits, memory stays bounded
-            if stream.text_since is None:
+            first = stream.text_since is None
+            if first:
                 stream.text_since = time.monotonic()
             stream.text.append(text)
             stream.text_chars += len(text)
             self._buffered_chars += len(text)
-            if stream.text_chars >= self.max_chunk_chars:
+            full = stream.text_chars >= self.max_chunk_chars
+            if full:
                 self._seal(stream)
-            self._cond.notify_all()
+            # Wake the sender only when this delta changes its plans: the first one starts
+            # the coalescing window, a full chunk is ready now. Waking it for every delta
+            # of a 20,000-delta answer costs more than the sending does.
+            if first or full:
+                self._cond.notify_all()
 
     def event(self, session_id, command_id, event):
         """Queue a structured event; it closes the chunk holding the text before it."""
