@@ -104,7 +104,22 @@ class SessionDelivery:
         with subscription.lock:
             # A re-subscribe moves the cursor back so that the replay covers it.
             subscription.cursor = after_seq
-            return self._catch_up(subscription, patient=True)
+        return self._replay(subscription)
+
+    def _replay(self, subscription):
+        """Send what is stored after the cursor, a page at a time, pacing on the send queue.
+
+        The wait for room happens outside the subscription's lock: live delivery,
+        which takes that lock from the chunk writer, must never wait on a slow reader.
+        """
+        page = max(1, min(REPLAY_PAGE, self.app.config["MAX_SEND_QUEUE"] // 2))
+        while True:
+            with subscription.lock:
+                last_seq, more = self._send_page(subscription, None, page)
+            if not more:
+                return last_seq
+            if not self._wait_for_room(subscription.sid):
+                return last_seq
 
     def follow_from(self, sid, session_id, cursor):
         """Follow a session live from `cursor` without replaying (the sender of a new command)."""
@@ -181,25 +196,24 @@ class SessionDelivery:
                 if seq == subscription.cursor + 1 and self._send(subscription.sid, packets):
                     subscription.cursor = seq
 
-    def _catch_up(self, subscription, upto=None, patient=False):
-        """Send stored results after the cursor (up to `upto`), in order. Returns the last seq.
+    def _catch_up(self, subscription, upto=None):
+        """Send stored results after the cursor (up to `upto`), in order; the caller holds the lock."""
+        while True:
+            last_seq, more = self._send_page(subscription, upto, REPLAY_PAGE)
+            if not more:
+                return last_seq
 
-        A `patient` catch-up (a subscribe's replay, in the subscriber's own handler)
-        waits for a full send queue to drain instead of cutting the socket off.
-        """
+    def _send_page(self, subscription, upto, page):
+        """One page of stored results after the cursor. Returns (last stored seq, more to send?)."""
         from app.storage import stored_results
 
         with self.app.app_context():
-            while True:
-                results, last_seq = stored_results(
-                    subscription.session_id, subscription.cursor, upto, REPLAY_PAGE
-                )
-                for message in results:
-                    if not self._send(subscription.sid, self._encode(message), patient):
-                        return last_seq
-                    subscription.cursor = message["seq"]
-                if len(results) < REPLAY_PAGE:
-                    return last_seq
+            results, last_seq = stored_results(subscription.session_id, subscription.cursor, upto, page)
+        for message in results:
+            if not self._send(subscription.sid, self._encode(message)):
+                return last_seq, False
+            subscription.cursor = message["seq"]
+        return last_seq, len(results) == page
 
     def _encode(self, message):
         pkt = sio_packet.Packet(
@@ -207,23 +221,17 @@ class SessionDelivery:
         )
         return [eio_packet.Packet(eio_packet.MESSAGE, pkt.encode())]
 
-    def _send(self, sid, packets, patient=False):
+    def _send(self, sid, packets):
         """Queue packets for one socket; a socket that is not reading gets cut off.
 
         The browser reconnects and catches up from storage by seq, so dropping a
         stuck socket loses nothing and keeps this process's memory bounded.
         """
         server = self.manager.server
-        eio_sid = self.manager.eio_sid_from_sid(sid, WEB_NAMESPACE)
-        if eio_sid is None:
-            return False
-        eio_socket = server.eio.sockets.get(eio_sid)
+        eio_sid, eio_socket = self._eio_socket(sid)
         if eio_socket is None:
             return False
-        limit = self.app.config["MAX_SEND_QUEUE"]
-        if patient:
-            self._wait_for_room(eio_socket, limit)
-        if eio_socket.queue.qsize() > limit:
+        if eio_socket.queue.qsize() > self.app.config["MAX_SEND_QUEUE"]:
             log.warning("socket %s is not reading; disconnecting it", sid)
             server.start_background_task(server.disconnect, sid, namespace=WEB_NAMESPACE)
             return False
@@ -231,9 +239,21 @@ class SessionDelivery:
             server._send_eio_packet(eio_sid, packet)
         return True
 
-    def _wait_for_room(self, eio_socket, limit, patience=REPLAY_PATIENCE):
-        """Pace a replay on the socket's queue: a reading browser drains it in time."""
+    def _eio_socket(self, sid):
+        """(Engine.IO sid, Engine.IO socket) of a /web socket, or (None, None) once it is gone."""
+        eio_sid = self.manager.eio_sid_from_sid(sid, WEB_NAMESPACE)
+        return eio_sid, self.manager.server.eio.sockets.get(eio_sid) if eio_sid else None
+
+    def _wait_for_room(self, sid, patience=REPLAY_PATIENCE):
+        """Wait until the socket's send queue is half empty; False if it is gone or stuck."""
+        limit = self.app.config["MAX_SEND_QUEUE"] // 2
         waited = 0.0
-        while eio_socket.queue.qsize() > limit // 2 and waited < patience:
+        while waited < patience:
+            _, eio_socket = self._eio_socket(sid)
+            if eio_socket is None:
+                return False
+            if eio_socket.queue.qsize() <= limit:
+                return True
             self.manager.server.sleep(0.05)
             waited += 0.05
+        return True  # let the next page find the queue full and cut the socket off

@@ -128,6 +128,8 @@ def run_presence_loop(app, writer):
 
     while True:
         socketio.sleep(app.config["PRESENCE_INTERVAL"])
+        if not app.extensions["tether_running"]:
+            return
         with app.app_context():
             try:
                 sweep(app, writer)

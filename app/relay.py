@@ -374,11 +374,12 @@ def store_response(message):
         event=message.get("event"),
         error=message.get("error"),
     )
+    # Hand our pooled connection back before waiting: the writer needs one, and many
+    # handlers waiting while holding theirs could empty the pool under it.
+    db.session.close()
     outcome = writer().store(chunk)
     if outcome in ("stored", "duplicate", "ignored"):
         return ok_reply(outcome=outcome)
-    if outcome == "out_of_order":
-        raise ProtocolError("invalid_message", "chunk out of order; resend from the first unacknowledged")
     raise ProtocolError("internal", "the chunk could not be stored; send it again")
 
 

@@ -8,6 +8,7 @@ never one commit per delta.
 """
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import insert, update
@@ -18,6 +19,7 @@ from app.models import ChatSession, Chunk, Command, PermissionRequest, result_me
 from protocol import WEB_NAMESPACE, Events
 
 log = logging.getLogger("tether.storage")
+STORE_TIMEOUT = 15.0  # seconds an agent's chunk may wait to be stored before it is refused
 
 # A command's final state from its final error code.
 FINAL_STATE_BY_ERROR = {None: "done", "interrupted": "stopped"}
@@ -33,8 +35,14 @@ class ChunkIn:
     is_complete: bool = False
     event: dict | None = None
     error: dict | None = None
-    outcome: str | None = None  # stored | duplicate | ignored | out_of_order | failed
+    outcome: str | None = None  # stored | duplicate | ignored | held | failed
     done: object = field(default=None, repr=False)
+    deadline: float = float("inf")
+
+
+def _agent_order(chunk):
+    # Server-made chunks (no agent seq) close a command: after its agent's chunks.
+    return (chunk.command_id, chunk.agent_seq if chunk.agent_seq is not None else float("inf"))
 
 
 def stored_results(session_id, after_seq, upto_seq=None, limit=500):
@@ -65,6 +73,10 @@ class ChunkWriter:
         self.socketio = socketio
         self.queue = None
         self.started = False
+        # Chunks that arrived ahead of an earlier one of their command (Socket.IO runs
+        # each event in its own task, so a pipelining agent's chunks may overtake each
+        # other). They wait here, still unacknowledged, until the gap is filled.
+        self.held = []
 
     def start(self):
         if not self.started:
@@ -72,10 +84,11 @@ class ChunkWriter:
             self.queue = self.socketio.server.eio.create_queue()
             self.socketio.start_background_task(self._run)
 
-    def store(self, chunk, timeout=15.0):
+    def store(self, chunk, timeout=STORE_TIMEOUT):
         """Store one chunk and wait until it is committed. Returns its outcome."""
         self.start()
         chunk.done = self.socketio.server.eio.create_event()
+        chunk.deadline = time.monotonic() + timeout
         self.queue.put(chunk)
         if not chunk.done.wait(timeout):
             return "failed"
@@ -86,13 +99,25 @@ class ChunkWriter:
         self.start()
         self.queue.put(chunk)
 
+    def stop(self):
+        if self.started:
+            self.queue.put(None)
+
     def _run(self):
         while True:
-            batch = [self.queue.get()]
+            first = self.queue.get()
+            if first is None:
+                return
+            batch = [first]
             # Gather what arrives within the window: the cost of the commit is shared.
             self.socketio.sleep(self.app.config["WRITE_BATCH_WINDOW"])
             while len(batch) < self.app.config["WRITE_BATCH_MAX"] and not self.queue.empty():
-                batch.append(self.queue.get())
+                chunk = self.queue.get()
+                if chunk is None:
+                    self.queue.put(None)  # stop after this batch
+                    break
+                batch.append(chunk)
+            batch = self._with_held(batch)
             try:
                 self._write_batch(batch)
             except Exception:  # the writer must outlive any one batch
@@ -120,8 +145,17 @@ class ChunkWriter:
                 db.session.remove()
         self._announce(results)
         for chunk in batch:
-            if chunk.done is not None:
+            if chunk.outcome == "held":
+                self.held.append(chunk)
+            elif chunk.done is not None:
                 chunk.done.set()
+
+    def _with_held(self, batch):
+        """The new chunks plus the held ones still awaited, each command's in agent order."""
+        now = time.monotonic()
+        waiting = [chunk for chunk in self.held if chunk.deadline > now]  # others gave up
+        self.held = []
+        return sorted(waiting + batch, key=_agent_order)
 
     def _announce(self, results):
         """Fan the stored results out; a command's last result also announces its final state."""
@@ -192,7 +226,7 @@ def _accept(chunk, command):
         chunk.outcome = "duplicate"
         return False
     if chunk.agent_seq != command.last_agent_seq + 1:
-        chunk.outcome = "out_of_order"
+        chunk.outcome = "held"  # an earlier chunk is still on its way
         return False
     command.last_agent_seq = chunk.agent_seq
     # A later chunk of the same command in this batch must follow this one.

@@ -11,6 +11,7 @@ import pytest
 
 from app import create_app, db
 from app.accounts import create_agent, create_project, create_user
+from app.sockets import stop_background_work
 from config import TestingConfig, sqlalchemy_url
 from tests.harness import AgentProcess, ServerProcess, WebClient
 
@@ -59,6 +60,7 @@ def app_on(database_url):
 
     app = create_app(Config)
     yield app
+    stop_background_work(app)
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
@@ -141,7 +143,16 @@ class LiveSystem:
             url, seed.token, self.workdir, self.claude_env, name=name or seed.agent_name, **kwargs
         )
         self.processes.append(process)
+        self.latest_agent = process
         return process.start()
+
+    def ready(self, browsers=1, **agent_kwargs):
+        """A seeded user, `browsers` connected web clients and a running agent seen online."""
+        seed = self.seed()
+        clients = [self.browser(seed) for _ in range(browsers)]
+        self.agent(seed, **agent_kwargs)
+        clients[0].agent_online(seed.agent_id)
+        return seed, clients
 
     def browser(self, seed, server=None):
         client = WebClient((server or self.server).url, seed.username, seed.password).connect()

@@ -1,8 +1,8 @@
 """`make test`: every pass of the suite, then one line that sums them up.
 
-The integration tests run once per async mode (gevent, eventlet) and the
-database-facing tests once per database (SQLite, PostgreSQL), each pass in its
-own pytest process because the async mode and database are chosen per process.
+The whole suite runs once per async mode (gevent, eventlet), and all but the
+browser tests again on PostgreSQL; each pass in its own pytest process because
+the async mode and the database are chosen per process.
 """
 
 import os
@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 
 PASSES = [
     ("sqlite, gevent: everything", {"TETHER_ASYNC_MODE": "gevent"}, []),
-    ("sqlite, eventlet: integration", {"TETHER_ASYNC_MODE": "eventlet"}, ["-m", "integration"]),
+    ("sqlite, eventlet: everything", {"TETHER_ASYNC_MODE": "eventlet"}, []),
     ("postgresql, gevent: all but browser", {"TETHER_TEST_DB": "postgresql"}, ["-m", "not browser"]),
 ]
 

@@ -358,4 +358,7 @@ def test_permission_mode_is_changed_from_the_chat_page_and_audited(client, seed)
 
 def test_permission_mode_of_another_users_project_cannot_be_changed(client, seed, other):
     log_in(client, seed)
-    assert client.post(f"/api/projects/{other.project_id}/settings", json={"permissionMode": "plan"}).status_code == 404
+    assert (
+        client.post(f"/api/projects/{other.project_id}/settings", json={"permissionMode": "plan"}).status_code
+        == 404
+    )

@@ -23,6 +23,7 @@ def register_namespaces(socketio, app):
     from app.sockets.agent import AgentNamespace
     from app.sockets.web import WebNamespace
 
+    app.extensions["tether_running"] = True
     app.extensions["tether_writer"] = ChunkWriter(app, socketio)
     app.extensions["tether_agents"] = AgentNamespace()
     socketio.on_namespace(WebNamespace())
@@ -59,6 +60,12 @@ class GuardedNamespace(Namespace):
         elif not isinstance(event, str) or not hasattr(self, f"on_{event}"):
             return error_reply("invalid_message", "unknown event")
         return super().trigger_event(event, *args)
+
+
+def stop_background_work(app):
+    """End the background loops of an app (tests create many apps in one process)."""
+    app.extensions["tether_running"] = False
+    app.extensions["tether_writer"].stop()
 
 
 def new_bucket():

@@ -99,6 +99,8 @@ def watch_tokens(app, namespace):
     """
     while True:
         socketio.sleep(app.config["TOKEN_CHECK_INTERVAL"])
+        if not app.extensions["tether_running"]:
+            return
         if not namespace.sockets:
             continue
         with app.app_context():

@@ -5,14 +5,6 @@ import os
 from tests.harness import wait_until
 
 
-def ready(live, browsers=1, **agent_kwargs):
-    seed = live.seed()
-    clients = [live.browser(seed) for _ in range(browsers)]
-    live.agent(seed, **agent_kwargs)
-    clients[0].agent_online(seed.agent_id)
-    return seed, clients
-
-
 def events_of(browser, command_id, kind):
     with browser.cond:
         return [
@@ -23,7 +15,7 @@ def events_of(browser, command_id, kind):
 
 
 def test_bash_tool_call_and_its_output_arrive_as_events(live):
-    seed, (browser,) = ready(live)
+    seed, (browser,) = live.ready()
     reply = browser.run(seed.project_id, "bash: echo tether-$((6*7))")
     final = browser.wait_final(reply["commandId"])
     assert final["status"] == "complete", final
@@ -37,7 +29,7 @@ def test_bash_tool_call_and_its_output_arrive_as_events(live):
 
 
 def test_write_asks_every_browser_and_allow_from_one_writes_the_file(live):
-    seed, (first, second) = ready(live, browsers=2)
+    seed, (first, second) = live.ready(browsers=2)
     reply = first.run(seed.project_id, "write: allowed.txt hello from tether")
     second.follow(reply["sessionId"])
     for browser in (first, second):
@@ -58,7 +50,7 @@ def test_write_asks_every_browser_and_allow_from_one_writes_the_file(live):
 
 
 def test_deny_keeps_the_file_unwritten_and_the_model_hears_why(live):
-    seed, (browser,) = ready(live)
+    seed, (browser,) = live.ready()
     reply = browser.run(seed.project_id, "write: denied.txt nope")
     wait_until(lambda: browser.permissions, message="permission request")
     request = browser.permissions[0]
@@ -78,7 +70,7 @@ def test_deny_keeps_the_file_unwritten_and_the_model_hears_why(live):
 
 
 def test_pending_permission_is_shown_again_to_a_browser_that_subscribes_later(live):
-    seed, (browser,) = ready(live)
+    seed, (browser,) = live.ready()
     reply = browser.run(seed.project_id, "write: later.txt content")
     wait_until(lambda: browser.permissions, message="permission request")
     late = live.browser(seed)
@@ -93,7 +85,7 @@ def test_pending_permission_is_shown_again_to_a_browser_that_subscribes_later(li
 
 
 def test_stop_ends_a_long_stream_and_the_session_takes_the_next_command(live):
-    seed, (browser,) = ready(live)
+    seed, (browser,) = live.ready()
     reply = browser.run(seed.project_id, "slow: 2000 20")
     wait_until(lambda: len(browser.session_results(reply["sessionId"])) > 3, message="streaming")
     assert browser.call("cancel_command", {"sessionId": reply["sessionId"]})["ok"]
@@ -105,10 +97,10 @@ def test_stop_ends_a_long_stream_and_the_session_takes_the_next_command(live):
 
 
 def test_conversation_resumes_after_the_agent_restarts(live):
-    seed, (browser,) = ready(live)
+    seed, (browser,) = live.ready()
     first = browser.run(seed.project_id, "say: remember the word pelican")
     browser.wait_final(first["commandId"])
-    live.processes[-1].stop()
+    live.latest_agent.stop()
     browser.agent_online(seed.agent_id, online=False)
     live.agent(seed)
     browser.agent_online(seed.agent_id)
@@ -118,7 +110,7 @@ def test_conversation_resumes_after_the_agent_restarts(live):
 
 
 def test_two_sessions_run_in_parallel_on_one_agent(live):
-    seed, (browser,) = ready(live)
+    seed, (browser,) = live.ready()
     one = browser.run(seed.project_id, "slow: 50 20")
     two = browser.run(seed.project_id, "slow: 50 20")
     assert one["sessionId"] != two["sessionId"]
@@ -128,7 +120,7 @@ def test_two_sessions_run_in_parallel_on_one_agent(live):
 
 
 def test_model_api_error_ends_the_command_with_a_readable_error(live):
-    seed, (browser,) = ready(live)
+    seed, (browser,) = live.ready()
     reply = browser.run(seed.project_id, "fail: 400 the stand-in refuses")
     final = browser.wait_final(reply["commandId"], timeout=60)
     assert final["status"] == "error" and final["error"]["code"] == "claude_error"
@@ -136,7 +128,7 @@ def test_model_api_error_ends_the_command_with_a_readable_error(live):
 
 
 def test_working_directory_outside_the_agent_roots_is_refused(live, tmp_path):
-    seed, (browser,) = ready(live)
+    seed, (browser,) = live.ready()
     outside = str(tmp_path.parent)
     reply = browser.run(seed.project_id, "say: hi", workingDirectory=outside)
     final = browser.wait_final(reply["commandId"])
@@ -147,7 +139,7 @@ def test_accept_edits_mode_writes_without_asking(live):
     from app import db
     from app.models import Project
 
-    seed, (browser,) = ready(live)
+    seed, (browser,) = live.ready()
     with live.app.app_context():
         db.session.get(Project, seed.project_id).permission_mode = "acceptEdits"
         db.session.commit()

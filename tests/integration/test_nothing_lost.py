@@ -29,27 +29,23 @@ def command_state(app, command_id):
         return state
 
 
-def start_streaming(live, seed, browsers=1):
-    clients = [live.browser(seed) for _ in range(browsers)]
-    live.agent(seed)
-    clients[0].agent_online(seed.agent_id)
+def start_streaming(live, browsers=1):
+    seed, clients = live.ready(browsers)
     reply = clients[0].run(seed.project_id, LONG_ANSWER)
     for client in clients[1:]:
         client.follow(reply["sessionId"])
     wait_until(lambda: len(clients[0].session_results(reply["sessionId"])) > 5, message="streaming")
-    return clients, reply
+    return seed, clients, reply
 
 
 def test_the_standin_slow_text_is_what_we_expect(live):
-    seed = live.seed()
-    (browser,), reply = start_streaming(live, seed)
+    seed, (browser,), reply = start_streaming(live)
     browser.wait_final(reply["commandId"])
     assert browser.text_of(reply["commandId"]) == expected_slow_text(120)
 
 
 def test_browser_socket_closed_mid_stream_catches_up_without_gap_or_duplicate(live):
-    seed = live.seed()
-    (browser,), reply = start_streaming(live, seed)
+    seed, (browser,), reply = start_streaming(live)
     browser.drop_connection()
     browser.wait_final(reply["commandId"])
     assert browser.connects == 2
@@ -58,8 +54,7 @@ def test_browser_socket_closed_mid_stream_catches_up_without_gap_or_duplicate(li
 
 
 def test_server_killed_mid_stream_and_restarted_loses_nothing(live):
-    seed = live.seed()
-    browsers, reply = start_streaming(live, seed, browsers=2)
+    seed, browsers, reply = start_streaming(live, browsers=2)
     live.restart_server(kill=True)
     for browser in browsers:
         final = browser.wait_final(reply["commandId"], timeout=90)
@@ -73,9 +68,8 @@ def test_server_killed_mid_stream_and_restarted_loses_nothing(live):
 
 
 def test_agent_killed_mid_run_ends_the_command_with_a_clear_error_and_the_next_works(live):
-    seed = live.seed()
-    (browser,), reply = start_streaming(live, seed)
-    agent = live.processes[-1]
+    seed, (browser,), reply = start_streaming(live)
+    agent = live.latest_agent
     agent.kill()
     live.agent(seed)
     final = browser.wait_final(reply["commandId"], timeout=60)
@@ -90,10 +84,7 @@ def test_agent_killed_mid_run_ends_the_command_with_a_clear_error_and_the_next_w
 
 
 def test_repeated_client_message_id_runs_the_command_once(live):
-    seed = live.seed()
-    browser = live.browser(seed)
-    live.agent(seed)
-    browser.agent_online(seed.agent_id)
+    seed, (browser,) = live.ready()
     payload = {"projectId": seed.project_id, "command": "say: once", "clientMessageId": "msg-1"}
     first = browser.call("execute_command", payload)
     again = browser.call("execute_command", payload)  # as if the first ack was lost
@@ -105,9 +96,8 @@ def test_repeated_client_message_id_runs_the_command_once(live):
 
 
 def test_unacknowledged_chunks_on_disk_are_sent_by_the_restarted_agent(live):
-    seed = live.seed()
-    (browser,), reply = start_streaming(live, seed)
-    agent = live.processes[-1]
+    seed, (browser,), reply = start_streaming(live)
+    agent = live.latest_agent
     live.server.kill()  # nothing is acknowledged from now on: the agent keeps it on disk
     outbox = os.path.join(agent.state_dir, "outbox", f"{reply['commandId']}.jsonl")
     wait_until(lambda: os.path.exists(outbox) and os.path.getsize(outbox) > 0, message="chunks on disk")

@@ -4,10 +4,7 @@ from tests.harness import assert_gapless, wait_until
 
 
 def test_command_streams_text_from_claude_code_to_the_browser(live):
-    seed = live.seed()
-    browser = live.browser(seed)
-    live.agent(seed)
-    browser.agent_online(seed.agent_id)
+    seed, (browser,) = live.ready()
 
     reply = browser.run(seed.project_id, "say: Hello from the stand-in model, streamed in pieces.")
     final = browser.wait_final(reply["commandId"])
@@ -18,10 +15,7 @@ def test_command_streams_text_from_claude_code_to_the_browser(live):
 
 
 def test_three_browsers_see_the_same_stream_and_a_late_one_gets_history(live):
-    seed = live.seed()
-    sender, second, third = (live.browser(seed) for _ in range(3))
-    live.agent(seed)
-    sender.agent_online(seed.agent_id)
+    seed, (sender, second, third) = live.ready(browsers=3)
 
     reply = sender.run(seed.project_id, "slow: 40 20")
     session_id = reply["sessionId"]
@@ -42,10 +36,8 @@ def test_three_browsers_see_the_same_stream_and_a_late_one_gets_history(live):
 
 
 def test_agent_going_offline_and_back_is_reported_and_commands_refused_meanwhile(live):
-    seed = live.seed()
-    browser = live.browser(seed)
-    agent = live.agent(seed)
-    browser.agent_online(seed.agent_id)
+    seed, (browser,) = live.ready()
+    agent = live.latest_agent
 
     agent.stop()
     browser.agent_online(seed.agent_id, online=False)
@@ -62,10 +54,7 @@ def test_agent_going_offline_and_back_is_reported_and_commands_refused_meanwhile
 
 
 def test_second_command_in_a_busy_session_is_refused(live):
-    seed = live.seed()
-    browser = live.browser(seed)
-    live.agent(seed)
-    browser.agent_online(seed.agent_id)
+    seed, (browser,) = live.ready()
 
     first = browser.run(seed.project_id, "slow: 30 50")
     busy = browser.call(

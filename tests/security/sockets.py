@@ -10,7 +10,8 @@ import time
 from contextlib import contextmanager
 
 from app import create_app, db, socketio
-from config import TestingConfig
+from app.sockets import stop_background_work
+from config import TestingConfig, sqlalchemy_url
 from protocol import PROTOCOL_VERSION
 
 ERROR_CODES = {
@@ -26,13 +27,6 @@ ERROR_CODES = {
 }
 
 
-def sqlalchemy_url(url):
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
-
-
 @contextmanager
 def app_with(database_url, **settings):
     """The app on `database_url` with TestingConfig plus `settings`."""
@@ -41,6 +35,7 @@ def app_with(database_url, **settings):
         setattr(config, key, value)
     app = create_app(config)
     yield app
+    stop_background_work(app)
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
