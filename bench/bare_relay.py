@@ -6,7 +6,7 @@ No auth, no storage, no validation, no Flask. A client that connects with
 auth {"role": "producer"} is the producer; everyone else joins the room
 "consumers". Every `chunk` event from anyone is emitted to the room as is.
 Served like Flask-SocketIO serves Tether: eventlet.wsgi.server on eventlet.listen
-(max_size 20,000 like wsgi.py), or gevent's pywsgi.WSGIServer (WebSocket through simple-websocket), with the
+(max_size 20,000 like wsgi.py), or gevent's pywsgi.WSGIServer (WebSocket through gevent-websocket when installed, as in Tether, else simple-websocket), with the
 same ping settings.
 """
 
@@ -54,7 +54,15 @@ def main():
     else:
         from gevent import pywsgi
 
-        pywsgi.WSGIServer(("127.0.0.1", OPTIONS.port), app, log=None).serve_forever()
+        try:
+            # engineio uses gevent-websocket whenever it is installed (as Tether's
+            # socketio.run does), and then needs its handler to see a WebSocket at all.
+            from geventwebsocket.handler import WebSocketHandler
+        except ImportError:  # engineio falls back to simple-websocket
+            WebSocketHandler = pywsgi.WSGIHandler
+        pywsgi.WSGIServer(
+            ("127.0.0.1", OPTIONS.port), app, log=None, handler_class=WebSocketHandler
+        ).serve_forever()
 
 
 if __name__ == "__main__":

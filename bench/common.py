@@ -323,6 +323,7 @@ def conditions():
         "eventlet",
         "gevent",
         "simple-websocket",
+        "gevent-websocket",
         "wsproto",
         "websocket-client",
         "SQLAlchemy",
