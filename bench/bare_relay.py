@@ -6,8 +6,9 @@ No auth, no storage, no validation, no Flask. A client that connects with
 auth {"role": "producer"} is the producer; everyone else joins the room
 "consumers". Every `chunk` event from anyone is emitted to the room as is.
 Served like Flask-SocketIO serves Tether: eventlet.wsgi.server on eventlet.listen
-(max_size 20,000 like wsgi.py), or gevent's pywsgi.WSGIServer (WebSocket through gevent-websocket when installed, as in Tether, else simple-websocket), with the
-same ping settings.
+(max_size 20,000 like wsgi.py), or gevent's pywsgi.WSGIServer (WebSocket through
+gevent-websocket when installed, as in Tether, else simple-websocket), with the same
+ping settings.
 """
 
 import argparse
