@@ -232,8 +232,16 @@ class WebClient:
         return reply
 
     def session_results(self, session_id):
+        """The session's results by seq, duplicates kept (so a gapless check still sees them).
+
+        Sorted because python-engineio's client runs each incoming message's handler in a
+        thread of its own: on a busy machine two results may be *recorded* out of order
+        even though the socket delivered them in order. The pages' own order checks run
+        in the real browser (tests/browser).
+        """
         with self.cond:
-            return [r for r in self.results if r["sessionId"] == session_id]
+            results = [r for r in self.results if r["sessionId"] == session_id]
+        return sorted(results, key=lambda r: r["seq"])
 
     def wait_final(self, command_id, timeout=60):
         """Wait for a command's complete or error result; returns that result."""
