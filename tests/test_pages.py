@@ -362,3 +362,12 @@ def test_permission_mode_of_another_users_project_cannot_be_changed(client, seed
         client.post(f"/api/projects/{other.project_id}/settings", json={"permissionMode": "plan"}).status_code
         == 404
     )
+
+
+def test_chat_page_says_demo_when_its_agent_runs_the_demo_model(app, client, seed):
+    log_in(client, seed)
+    assert 'data-testid="demo-badge"' not in page_text(client.get(f"/projects/{seed.project_id}"))
+    with app.app_context():
+        db.session.get(Agent, seed.agent_id).demo = True
+        db.session.commit()
+    assert 'data-testid="demo-badge"' in page_text(client.get(f"/projects/{seed.project_id}"))
