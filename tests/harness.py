@@ -248,10 +248,14 @@ class WebClient:
 
         def final():
             with self.cond:
-                for result in self.results:
-                    if result["commandId"] == command_id and result["status"] != "streaming":
-                        return result
-            return None
+                results = [r for r in self.results if r["commandId"] == command_id]
+            last = next((r for r in results if r["status"] != "streaming"), None)
+            if last is None:
+                return None
+            # Handlers run in threads of their own (see session_results): wait until every
+            # result before the last one is recorded too. A command's seqs are contiguous.
+            seqs = sorted(r["seq"] for r in results)
+            return last if seqs == list(range(seqs[0], last["seq"] + 1)) else None
 
         return wait_until(final, timeout, f"the end of command {command_id}")
 
