@@ -12,19 +12,11 @@ from contextlib import contextmanager
 from app import create_app, db, socketio
 from app.sockets import stop_background_work
 from config import TestingConfig, sqlalchemy_url
+from protocol import ERROR_CODES as ALL_ERROR_CODES
 from protocol import PROTOCOL_VERSION
 
-ERROR_CODES = {
-    "invalid_message",
-    "unauthorized",
-    "forbidden",
-    "not_found",
-    "agent_offline",
-    "session_busy",
-    "too_large",
-    "rate_limited",
-    "internal",
-}
+# The codes an acknowledgement may carry (the others only end a command).
+ERROR_CODES = set(ALL_ERROR_CODES) - {"interrupted", "agent_lost", "claude_error"}
 
 
 @contextmanager
