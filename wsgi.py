@@ -17,6 +17,10 @@ if __name__ == "__main__":
         import eventlet
 
         eventlet.monkey_patch()
+        # psycopg 3 waits for PostgreSQL in C unless it sees gevent's patching: under eventlet
+        # that wait would stop every green thread, and a query waiting on a lock that another
+        # green thread holds would never return. Its select-based wait goes through eventlet's hub.
+        os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
     elif ASYNC_MODE == "gevent":
         from gevent import monkey
 
@@ -24,7 +28,7 @@ if __name__ == "__main__":
     else:
         raise SystemExit(f"TETHER_ASYNC_MODE must be eventlet or gevent, not {ASYNC_MODE!r}")
 
-from app import create_app, socketio  # noqa: E402
+from app import SERVER_ID, create_app, socketio  # noqa: E402
 from config import ProductionConfig  # noqa: E402
 
 
@@ -36,7 +40,8 @@ def main():
     app = create_app(ProductionConfig, async_mode=ASYNC_MODE)
     host = os.environ.get("TETHER_HOST", "127.0.0.1")
     port = int(os.environ.get("TETHER_PORT", "5000"))
-    print(f"Tether serving on http://{host}:{port} ({ASYNC_MODE})", flush=True)
+    # The process id names this process in shared presence state (agents.server_id).
+    print(f"Tether serving on http://{host}:{port} ({ASYNC_MODE}), process {SERVER_ID}", flush=True)
     options = {}
     if ASYNC_MODE == "eventlet":
         # eventlet.wsgi serves at most 1,024 connections at once by default.

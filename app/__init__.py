@@ -4,7 +4,7 @@ import logging
 import secrets
 
 import sqlalchemy
-from flask import Flask
+from flask import Flask, current_app
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_socketio import SocketIO
@@ -54,35 +54,68 @@ def create_app(config_class=Config, async_mode="threading"):
         count = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
-    from app import auth, cli, main, security
+    from app import agent_dist, auth, cli, install, main, notifications, security
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(main.bp)
+    app.register_blueprint(install.bp)
+    app.register_blueprint(notifications.bp)
+    agent_dist.init_app(app)
     cli.register(app)
     security.init_app(app)
 
     if app.config["AUTO_MIGRATE"]:
         with app.app_context():
             _create_tables()
+    if app.config["SERVICES_AUTOSTART"]:
+        app.extensions["tether"].start()
     return app
 
 
 def _init_socketio(app, async_mode):
-    from app.delivery import make_client_manager
+    """Socket.IO with its namespaces, and the background services they rely on."""
+    from app import websocket_speedups
+    from app.delivery import SessionDelivery, make_client_manager
+    from app.services import Services
     from app.sockets import register_namespaces
 
+    websocket_speedups.install(async_mode)  # large messages must not stop a gevent or eventlet server
+
+    delivery = SessionDelivery(app)
     socketio.init_app(
         app,
         async_mode=async_mode,
-        client_manager=make_client_manager(app),
+        client_manager=make_client_manager(delivery, app),
         cors_allowed_origins=_allowed_origins(app),
-        max_http_buffer_size=app.config["MAX_MESSAGE_BYTES"],
+        max_http_buffer_size=app.config["MAX_TRANSPORT_BYTES"],
         # Each browser subscribes with afterSeq; nothing relies on long-polling
         # stickiness, so the socket can go straight to WebSocket.
-        ping_interval=10,
-        ping_timeout=10,
+        ping_interval=app.config["PING_INTERVAL"],
+        ping_timeout=app.config["PING_TIMEOUT"],
     )
-    register_namespaces(socketio, app)
+    web_namespace, agent_namespace = register_namespaces(socketio)
+    app.extensions["tether"] = services = Services(app, delivery, web_namespace, agent_namespace)
+    _schedule_jobs(app, services.scheduler)
+
+
+def _schedule_jobs(app, scheduler):
+    from app import presence, push, relay
+    from app.sockets.agent import cut_off_invalid_agents
+    from app.sockets.web import watch_browser_access
+
+    every = app.config["PRESENCE_INTERVAL"]
+    scheduler.add("presence", presence.sweep, every)
+    scheduler.add("redispatch", relay.redispatch_unacknowledged, every)
+    scheduler.add("tail catch-up", current_services(app).delivery.catch_up_all, every)
+    scheduler.add("token watch", cut_off_invalid_agents, app.config["TOKEN_CHECK_INTERVAL"])
+    scheduler.add("access watch", watch_browser_access, app.config["ACCESS_CHECK_INTERVAL"])
+    scheduler.add("push retries", current_services(app).push.requeue_due, 1.0)
+    scheduler.add("push claims cleanup", push.prune_sent, 3600)
+
+
+def current_services(app=None):
+    """The background services of `app` (default: the current app): app/services.py."""
+    return (app or current_app).extensions["tether"]
 
 
 def _tune_sqlite(engine):

@@ -16,57 +16,24 @@ own subscribers. The packet is encoded once per result, not once per browser.
 import logging
 import threading
 
-import socketio
-from engineio import packet as eio_packet
-from socketio import packet as sio_packet
-
+from app import outbound, socketio, transport
 from protocol import WEB_NAMESPACE, Events
 
 log = logging.getLogger("tether.delivery")
 REPLAY_PAGE = 500
 REPLAY_PATIENCE = 10.0  # seconds a replay waits for a full send queue before giving up
+REPLAY_POLL = 0.01  # seconds between looks at a full send queue
 
 
-def make_client_manager(app):
-    delivery = SessionDelivery(app)
-    app.extensions["tether_delivery"] = delivery
-    url = app.config["MESSAGE_QUEUE"]
-    if url:
-        return RedisDeliveryManager(delivery, url, channel=app.config["MESSAGE_QUEUE_CHANNEL"])
-    return LocalDeliveryManager(delivery)
-
-
-def _is_session_result(event, namespace):
-    return event == Events.COMMAND_RESULT and namespace == WEB_NAMESPACE
-
-
-class LocalDeliveryManager(socketio.Manager):
-    """Single process: results go through the session cursors."""
-
-    def __init__(self, delivery):
-        super().__init__()
-        self.delivery = delivery
-        delivery.manager = self
-
-    def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None, **kw):
-        if _is_session_result(event, namespace):
-            return self.delivery.live(data)
-        return super().emit(event, data, namespace, room, skip_sid, callback, to, **kw)
-
-
-class RedisDeliveryManager(socketio.RedisManager):
-    """Several processes: each process delivers what Redis brings to its own sockets."""
-
-    def __init__(self, delivery, url, channel):
-        super().__init__(url, channel=channel)
-        self.delivery = delivery
-        delivery.manager = self
-
-    def _handle_emit(self, message):
-        if _is_session_result(message.get("event"), message.get("namespace")):
-            data = message["data"]  # the pub/sub manager wraps the payload in a list
-            return self.delivery.live(data[0] if isinstance(data, list) else data)
-        return super()._handle_emit(message)
+def make_client_manager(delivery, app):
+    """The Socket.IO client manager whose room emits of results go through `delivery`."""
+    return transport.make_client_manager(
+        delivery.live,
+        Events.COMMAND_RESULT,
+        WEB_NAMESPACE,
+        message_queue=app.config["MESSAGE_QUEUE"],
+        channel=app.config["MESSAGE_QUEUE_CHANNEL"],
+    )
 
 
 class Subscription:
@@ -77,6 +44,9 @@ class Subscription:
         self.session_id = session_id
         self.cursor = cursor
         self.stalled_at = None  # the cursor at which the last tail check found it behind
+        # While a replay runs, it alone sends to this subscription: live results are
+        # in storage already, and the replay's last page takes them.
+        self.replaying = False
         self.lock = threading.Lock()
 
 
@@ -85,9 +55,18 @@ class SessionDelivery:
 
     def __init__(self, app):
         self.app = app
-        self.manager = None
         self._by_session = {}  # session_id -> {sid: Subscription}
+        self._replaying = {}  # sid -> lock: one replay at a time per socket
+        # Sockets being cut off: until their disconnect runs, nothing more is sent or read from
+        # storage for them (each new result would otherwise query the growing gap again).
+        self._cut_off = set()
         self._lock = threading.Lock()
+
+    def _over(self, waiting, share=1.0):
+        """True if (packets, bytes) waiting fill `share` of the send queue's limits."""
+        packets, size = waiting
+        config = self.app.config
+        return packets > config["MAX_SEND_QUEUE"] * share or size > config["MAX_SEND_QUEUE_BYTES"] * share
 
     # -- subscribing -------------------------------------------------------
 
@@ -101,25 +80,37 @@ class SessionDelivery:
             if subscription is None:
                 subscription = Subscription(sid, session_id, after_seq)
                 self._by_session[session_id][sid] = subscription
-        with subscription.lock:
-            # A re-subscribe moves the cursor back so that the replay covers it.
-            subscription.cursor = after_seq
-        return self._replay(subscription)
+            replaying = self._replaying.setdefault(sid, threading.Lock())
+        with replaying:
+            with subscription.lock:
+                # A re-subscribe moves the cursor back so that the replay covers it.
+                subscription.cursor = after_seq
+            return self._replay(subscription)
 
     def _replay(self, subscription):
-        """Send what is stored after the cursor, a page at a time, pacing on the send queue.
+        """Send what is stored after the cursor, a page at a time, paced by the send queue.
 
-        The wait for room happens outside the subscription's lock: live delivery,
-        which takes that lock from the chunk writer, must never wait on a slow reader.
+        A replay fills at most half of the socket's queue and waits for room
+        otherwise: the replays the server queues itself never make a reading browser
+        look stuck. The wait happens outside the subscription's lock: live delivery,
+        which takes that lock from the chunk writer, never waits on a slow reader.
         """
-        page = max(1, min(REPLAY_PAGE, self.app.config["MAX_SEND_QUEUE"] // 2))
-        while True:
+        subscription.replaying = True
+        try:
+            while True:
+                room = self._room_in_queue(subscription.sid)
+                if room is None:
+                    return subscription.cursor
+                with subscription.lock:
+                    _, more = self._send_page(subscription, None, min(REPLAY_PAGE, room), replay=True)
+                if not more:
+                    break
+        finally:
             with subscription.lock:
-                last_seq, more = self._send_page(subscription, None, page)
-            if not more:
-                return last_seq
-            if not self._wait_for_room(subscription.sid):
-                return last_seq
+                subscription.replaying = False
+                # What was stored while the last page went out, which live delivery skipped.
+                last_seq = self._catch_up(subscription)
+        return last_seq
 
     def follow_from(self, sid, session_id, cursor):
         """Follow a session live from `cursor` without replaying (the sender of a new command)."""
@@ -135,23 +126,26 @@ class SessionDelivery:
             if not subscribers:
                 self._by_session.pop(session_id, None)
 
+    def follows(self):
+        """Every (sid, session id) this process delivers to."""
+        with self._lock:
+            return [(sid, session_id) for session_id, subs in self._by_session.items() for sid in subs]
+
     def drop(self, sid):
         """Forget a disconnected socket."""
         with self._lock:
+            self._replaying.pop(sid, None)
+            self._cut_off.discard(sid)
             for session_id in [s for s, subs in self._by_session.items() if sid in subs]:
                 del self._by_session[session_id][sid]
                 if not self._by_session[session_id]:
                     del self._by_session[session_id]
 
-    def subscribed(self, sid, session_id):
-        return sid in self._by_session.get(session_id, {})
-
-    def catch_up_all(self):
-        """Send every subscriber what storage has beyond its cursor.
+    def catch_up_all(self, app=None):
+        """Send every subscriber what storage has beyond its cursor (a scheduled job).
 
         Live results can be lost on the way between processes (Redis restarting);
         a later result reveals the gap, but nothing reveals a lost *last* result.
-        The presence loop calls this every few seconds to close such tails.
         """
         from app.storage import session_heads
 
@@ -162,6 +156,8 @@ class SessionDelivery:
         with self.app.app_context():
             heads = session_heads({sub.session_id for sub in subscriptions})
         for subscription in subscriptions:
+            if subscription.replaying:
+                continue
             behind = heads.get(subscription.session_id, 0) > subscription.cursor
             # Behind twice at the same cursor: live delivery is not coming.
             if behind and subscription.stalled_at == subscription.cursor:
@@ -179,12 +175,14 @@ class SessionDelivery:
         subscribers = list(self._by_session.get(message["sessionId"], {}).values())
         if not subscribers:
             return
-        packets = self._encode(message)
+        packets = transport.encode_event(WEB_NAMESPACE, Events.COMMAND_RESULT, message)
         seq = message["seq"]
         for subscription in subscribers:
+            if subscription.sid in self._cut_off:
+                continue
             with subscription.lock:
-                if seq <= subscription.cursor:
-                    continue  # already sent by a replay or catch-up
+                if seq <= subscription.cursor or subscription.replaying:
+                    continue  # already sent by a replay or catch-up, or the replay will send it
                 if seq > subscription.cursor + 1:
                     log.info(
                         "session %s: results %d..%d missed live; sending them from storage",
@@ -203,57 +201,58 @@ class SessionDelivery:
             if not more:
                 return last_seq
 
-    def _send_page(self, subscription, upto, page):
+    def _send_page(self, subscription, upto, page, replay=False):
         """One page of stored results after the cursor. Returns (last stored seq, more to send?)."""
         from app.storage import stored_results
 
         with self.app.app_context():
             results, last_seq = stored_results(subscription.session_id, subscription.cursor, upto, page)
         for message in results:
-            if not self._send(subscription.sid, self._encode(message)):
+            packets = transport.encode_event(WEB_NAMESPACE, Events.COMMAND_RESULT, message)
+            if not self._send(subscription.sid, packets, cut_off_when_full=not replay):
                 return last_seq, False
             subscription.cursor = message["seq"]
         return last_seq, len(results) == page
 
-    def _encode(self, message):
-        pkt = sio_packet.Packet(
-            sio_packet.EVENT, namespace=WEB_NAMESPACE, data=[Events.COMMAND_RESULT, message]
-        )
-        return [eio_packet.Packet(eio_packet.MESSAGE, pkt.encode())]
-
-    def _send(self, sid, packets):
+    def _send(self, sid, packets, cut_off_when_full=True):
         """Queue packets for one socket; a socket that is not reading gets cut off.
 
         The browser reconnects and catches up from storage by seq, so dropping a
         stuck socket loses nothing and keeps this process's memory bounded.
         """
-        server = self.manager.server
-        eio_sid, eio_socket = self._eio_socket(sid)
-        if eio_socket is None:
+        waiting = transport.waiting(sid, WEB_NAMESPACE)
+        if waiting is None:
             return False
-        if eio_socket.queue.qsize() > self.app.config["MAX_SEND_QUEUE"]:
-            log.warning("socket %s is not reading; disconnecting it", sid)
-            server.start_background_task(server.disconnect, sid, namespace=WEB_NAMESPACE)
+        if cut_off_when_full and self._over(waiting):
+            self._cut(sid, "is not reading")
             return False
-        for packet in packets:
-            server._send_eio_packet(eio_sid, packet)
-        return True
+        return transport.send_encoded(sid, WEB_NAMESPACE, packets)
 
-    def _eio_socket(self, sid):
-        """(Engine.IO sid, Engine.IO socket) of a /web socket, or (None, None) once it is gone."""
-        eio_sid = self.manager.eio_sid_from_sid(sid, WEB_NAMESPACE)
-        return eio_sid, self.manager.server.eio.sockets.get(eio_sid) if eio_sid else None
+    def _room_in_queue(self, sid, patience=REPLAY_PATIENCE):
+        """How many packets a replay may add to the socket's queue: it fills at most half of it
+        (in packets and in bytes), so the other half stays for live results.
 
-    def _wait_for_room(self, sid, patience=REPLAY_PATIENCE):
-        """Wait until the socket's send queue is half empty; False if it is gone or stuck."""
-        limit = self.app.config["MAX_SEND_QUEUE"] // 2
+        Waits while the queue is that full; None if the socket is gone, or read nothing for
+        `patience` seconds (then it is cut off: a browser that reads does not stall that long).
+        """
+        half = max(1, self.app.config["MAX_SEND_QUEUE"] // 2)
         waited = 0.0
         while waited < patience:
-            _, eio_socket = self._eio_socket(sid)
-            if eio_socket is None:
-                return False
-            if eio_socket.queue.qsize() <= limit:
-                return True
-            self.manager.server.sleep(0.05)
-            waited += 0.05
-        return True  # let the next page find the queue full and cut the socket off
+            waiting = transport.waiting(sid, WEB_NAMESPACE)
+            if waiting is None:
+                return None
+            if not self._over(waiting, share=0.5):
+                return max(1, half - waiting[0])
+            socketio.sleep(REPLAY_POLL)
+            waited += REPLAY_POLL
+        self._cut(sid, f"read nothing for {patience:.0f} s of replay")
+        return None
+
+    def _cut(self, sid, why):
+        """Disconnect a socket that does not read, once: the page reconnects and catches up."""
+        with self._lock:
+            if sid in self._cut_off:
+                return
+            self._cut_off.add(sid)
+        log.warning("socket %s %s; disconnecting it", sid, why)
+        outbound.disconnect_browser_later(sid)

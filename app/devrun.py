@@ -50,12 +50,39 @@ def ensure_local_setup(app, username):
             token = accounts.rotate_token(agent)
         saved["token"] = token
     workspace = os.path.join(app.instance_path, "workspace")
-    os.makedirs(workspace, exist_ok=True)
+    if not os.path.isdir(workspace):
+        os.makedirs(workspace)
+        make_repository(workspace)
     project = db.session.scalar(db.select(Project).filter_by(user_id=user.id, name="workspace"))
     if project is None:
         project = accounts.create_project(user, agent, "workspace", workspace)
     _write_json(path, saved)
     return saved["password"], saved["token"], project
+
+
+WORKSPACE_README = """# Workspace
+
+A folder for trying Tether: the local agent's project. Claude Code works here, and the chat
+page's Files and Changes panels show what it writes (this folder is a git repository, so the
+changes are its working tree against the first commit).
+"""
+
+
+def make_repository(workspace):
+    """A git repository with one commit, so the Changes panel has something to compare with.
+
+    Best effort: without git the workspace is a plain folder (Changes says so).
+    """
+    with open(os.path.join(workspace, "README.md"), "w", encoding="utf-8") as file:
+        file.write(WORKSPACE_README)
+    identity = ["-c", "user.name=Tether", "-c", "user.email=tether@localhost"]
+    commit = [*identity, "commit", "-q", "-m", "A workspace to try Tether"]
+    steps = (["init", "-q"], ["add", "README.md"], commit)
+    try:
+        for step in steps:
+            subprocess.run(["git", *step], cwd=workspace, check=True, timeout=30, capture_output=True)
+    except (OSError, subprocess.SubprocessError) as error:
+        logging.getLogger("tether.dev").info("workspace left without git: %s", error)
 
 
 def _read_json(path):

@@ -1,17 +1,21 @@
-"""Database models: users, their agents and projects, sessions, commands and stored chunks."""
+"""Database models: users, their agents and projects, sessions, commands and stored chunks.
+
+Declarations only: tables that look alike (ids, a foreign key, created_at) are still
+different tables; behaviour lives in app/accounts.py, app/access.py and app/commands.py.
+"""
 
 import hashlib
 import secrets
 import uuid
 from datetime import UTC, datetime
 
+import flask
 from flask_login import UserMixin
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app import db, login
-
-ACTIVE_STATES = ("queued", "sent", "running")
-FINAL_STATES = ("done", "failed", "stopped")
+from protocol import messages
+from protocol.states import ACTIVE_STATES
 
 
 def utcnow():
@@ -44,7 +48,16 @@ class User(UserMixin, db.Model):
 
 @login.user_loader
 def load_user(user_id):
-    return db.session.get(User, int(user_id))
+    """The signed-in user, while the login this browser's cookie names is still active.
+
+    Logging out, "sign out everywhere" and a password change end logins on the
+    server: a copy of the cookie kept elsewhere is then worth nothing.
+    """
+    login_id = flask.session.get("login_id")
+    login_row = db.session.get(Login, login_id) if isinstance(login_id, str) else None
+    if login_row is None or not login_row.active or login_row.user_id != int(user_id):
+        return None
+    return db.session.get(User, login_row.user_id)
 
 
 class Agent(db.Model):
@@ -61,6 +74,7 @@ class Agent(db.Model):
     hostname = db.Column(db.String(255))
     roots = db.Column(db.JSON, default=list)
     demo = db.Column(db.Boolean, default=False, nullable=False)
+    version = db.Column(db.String(64))  # agent_client.version, as the agent reported it
     # Presence, shared by every server process: the socket that holds the agent,
     # the process that holds the socket and that process's last heartbeat.
     sid = db.Column(db.String(64))
@@ -88,6 +102,20 @@ class Agent(db.Model):
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
 
+class PairingCode(db.Model):
+    """A short code that an agent trades once, within minutes, for its token (app/pairing.py)."""
+
+    __tablename__ = "pairing_codes"
+    id = db.Column(db.Integer, primary_key=True)
+    agent_id = db.Column(db.String(32), db.ForeignKey("agents.id"), nullable=False, index=True)
+    code_hash = db.Column(db.String(64), unique=True, nullable=False)
+    created_at = db.Column(db.DateTime, default=utcnow, nullable=False)
+    expires_at = db.Column(db.DateTime, nullable=False)
+    used_at = db.Column(db.DateTime)
+
+    agent = db.relationship("Agent")
+
+
 class Project(db.Model):
     __tablename__ = "projects"
     __table_args__ = (db.UniqueConstraint("user_id", "name"),)
@@ -100,6 +128,7 @@ class Project(db.Model):
     created_at = db.Column(db.DateTime, default=utcnow, nullable=False)
 
     agent = db.relationship("Agent")
+    user = db.relationship("User")
 
 
 class ChatSession(db.Model):
@@ -110,6 +139,8 @@ class ChatSession(db.Model):
     project_id = db.Column(db.String(32), db.ForeignKey("projects.id"), nullable=False, index=True)
     title = db.Column(db.String(200), nullable=False, default="")
     claude_session_id = db.Column(db.String(64))
+    # The model its commands ask for, from the last command that named one (None: Claude Code's default).
+    model = db.Column(db.String(128))
     # Highest seq handed out; the chunk writer bumps it atomically per batch.
     last_seq = db.Column(db.Integer, default=0, nullable=False)
     created_at = db.Column(db.DateTime, default=utcnow, nullable=False)
@@ -128,6 +159,10 @@ class Command(db.Model):
     text = db.Column(db.Text, nullable=False)
     working_directory = db.Column(db.String(1024), nullable=False)
     client_message_id = db.Column(db.String(64))
+    # The model it asked for: its own, or its session's at the time (None: Claude Code's default).
+    model = db.Column(db.String(128))
+    # A mode this command alone asked for (plan); None: its project's mode when it is sent.
+    permission_mode = db.Column(db.String(32))
     # queued -> sent -> running -> done | failed | stopped
     state = db.Column(db.String(16), default="queued", nullable=False, index=True)
     # Highest agent seq stored: a resent chunk at or below it is a duplicate.
@@ -142,6 +177,20 @@ class Command(db.Model):
     @property
     def active(self):
         return self.state in ACTIVE_STATES
+
+
+class CommandAttachment(db.Model):
+    """A file sent with a command (an image or a text file): app/attachments.py."""
+
+    __tablename__ = "command_attachments"
+    __table_args__ = (db.UniqueConstraint("command_id", "position"),)
+    id = db.Column(db.Integer, primary_key=True)
+    command_id = db.Column(db.String(32), db.ForeignKey("commands.id"), nullable=False, index=True)
+    position = db.Column(db.Integer, nullable=False)  # its index in the command's list, from 0
+    name = db.Column(db.String(255), nullable=False)
+    media_type = db.Column(db.String(100), nullable=False)
+    size = db.Column(db.Integer, nullable=False)
+    data = db.Column(db.LargeBinary, nullable=False)
 
 
 class Chunk(db.Model):
@@ -160,32 +209,9 @@ class Chunk(db.Model):
     created_at = db.Column(db.DateTime, default=utcnow, nullable=False)
 
     def to_wire(self):
-        return result_message(
-            self.session_id,
-            self.command_id,
-            self.seq,
-            self.response,
-            self.status,
-            self.event,
-            self.error,
+        return messages.command_result(
+            self.session_id, self.command_id, self.seq, self.response, self.status, self.event, self.error
         )
-
-
-def result_message(session_id, command_id, seq, response, status, event=None, error=None):
-    """The `command_result` payload of the wire contract."""
-    message = {
-        "type": "command_result",
-        "sessionId": session_id,
-        "commandId": command_id,
-        "seq": seq,
-        "response": response,
-        "status": status,
-    }
-    if event is not None:
-        message["event"] = event
-    if error is not None:
-        message["error"] = error
-    return message
 
 
 class PermissionRequest(db.Model):
@@ -204,14 +230,50 @@ class PermissionRequest(db.Model):
     decided_at = db.Column(db.DateTime)
 
     def to_wire(self):
-        return {
-            "type": "permission_request",
-            "sessionId": self.session_id,
-            "commandId": self.command_id,
-            "requestId": self.id,
-            "toolName": self.tool_name,
-            "input": self.input,
-        }
+        return messages.permission_request(
+            self.session_id, self.command_id, self.id, self.tool_name, self.input
+        )
+
+
+# -- notifications (app/push.py, app/notify.py) ----------------------------------------
+
+
+class PushSubscription(db.Model):
+    """One browser's Web Push subscription (PushSubscription.toJSON()), for one user."""
+
+    __tablename__ = "push_subscriptions"
+    id = db.Column(db.Integer, primary_key=True)
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False, index=True)
+    endpoint = db.Column(db.Text, nullable=False)
+    # A browser has one endpoint: unique through its hash (endpoints may be long for an index).
+    endpoint_hash = db.Column(db.String(64), unique=True, nullable=False)
+    p256dh = db.Column(db.String(128), nullable=False)
+    auth = db.Column(db.String(64), nullable=False)
+    created_at = db.Column(db.DateTime, default=utcnow, nullable=False)
+
+    def to_webpush(self):
+        return {"endpoint": self.endpoint, "keys": {"p256dh": self.p256dh, "auth": self.auth}}
+
+
+class NotificationSettings(db.Model):
+    """Which events a user is pushed (no row: all of them)."""
+
+    __tablename__ = "notification_settings"
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id"), primary_key=True)
+    permission = db.Column(db.Boolean, default=True, nullable=False)
+    finished = db.Column(db.Boolean, default=True, nullable=False)
+
+
+class NotificationSent(db.Model):
+    """One push per (user, event): inserted before sending, so a replay, a reconnect or a
+    restart finds the row and sends nothing again."""
+
+    __tablename__ = "notifications_sent"
+    __table_args__ = (db.UniqueConstraint("user_id", "event_key"),)
+    id = db.Column(db.Integer, primary_key=True)
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False)
+    event_key = db.Column(db.String(100), nullable=False)
+    created_at = db.Column(db.DateTime, default=utcnow, nullable=False, index=True)
 
 
 class AuditEntry(db.Model):
@@ -226,3 +288,55 @@ class AuditEntry(db.Model):
     created_at = db.Column(db.DateTime, default=utcnow, nullable=False)
 
     user = db.relationship("User")
+
+
+class ProjectMember(db.Model):
+    """A user the owner shared a project with, as `operator` or `viewer`."""
+
+    __tablename__ = "project_members"
+    project_id = db.Column(db.String(32), db.ForeignKey("projects.id"), primary_key=True)
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id"), primary_key=True, index=True)
+    role = db.Column(db.String(16), nullable=False)
+    created_at = db.Column(db.DateTime, default=utcnow, nullable=False)
+
+    user = db.relationship("User")
+    project = db.relationship("Project")
+
+
+class SessionLink(db.Model):
+    """A read-only link to one session: whoever holds it sees that session, nothing else."""
+
+    __tablename__ = "session_links"
+    id = db.Column(db.String(32), primary_key=True, default=new_id)
+    session_id = db.Column(db.String(32), db.ForeignKey("chat_sessions.id"), nullable=False, index=True)
+    token_hash = db.Column(db.String(64), unique=True, nullable=False)
+    created_by = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False)
+    created_at = db.Column(db.DateTime, default=utcnow, nullable=False)
+    expires_at = db.Column(db.DateTime, nullable=False)
+    revoked_at = db.Column(db.DateTime)
+
+    session = db.relationship("ChatSession")
+
+    @staticmethod
+    def issue_token():
+        return secrets.token_urlsafe(24)
+
+    def usable(self, now=None):
+        return self.revoked_at is None and self.expires_at > (now or utcnow())
+
+
+class Login(db.Model):
+    """One sign-in of a user in one browser: ending it ends that login's access and sockets."""
+
+    __tablename__ = "logins"
+    id = db.Column(db.String(32), primary_key=True, default=new_id)
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False, index=True)
+    created_at = db.Column(db.DateTime, default=utcnow, nullable=False)
+    seen_at = db.Column(db.DateTime, default=utcnow, nullable=False)
+    ended_at = db.Column(db.DateTime)
+    user_agent = db.Column(db.String(256), nullable=False, default="")
+    address = db.Column(db.String(64), nullable=False, default="")
+
+    @property
+    def active(self):
+        return self.ended_at is None

@@ -10,33 +10,37 @@ away longer than AGENT_LOST_GRACE end with `agent_lost`.
 import logging
 from datetime import timedelta
 
-from flask import current_app
 from sqlalchemy import update
 
-from app import SERVER_ID, db, socketio
-from app.models import ACTIVE_STATES, Agent, Command, utcnow
-from app.storage import ChunkIn
-from protocol import AGENT_NAMESPACE, WEB_NAMESPACE, Events
+from app import SERVER_ID, db, outbound
+from app.models import Agent, Command, Project, ProjectMember, utcnow
+from app.storage import close_command
+from protocol import messages
+from protocol.states import ACTIVE_STATES
 
 log = logging.getLogger("tether.presence")
 
 
 def status_message(agent, online=None):
-    return {
-        "type": Events.AGENT_STATUS,
-        "agentId": agent.id,
-        "name": agent.name,
-        "online": agent.online if online is None else online,
-    }
+    online = agent.online if online is None else online
+    return messages.agent_status(agent.id, agent.name, online, agent.version, bool(agent.demo))
 
 
 def broadcast_status(agent, online=None):
-    socketio.emit(
-        Events.AGENT_STATUS,
-        status_message(agent, online),
-        to=f"user:{agent.user_id}",
-        namespace=WEB_NAMESPACE,
-    )
+    """To the agent's owner and to everyone a project on it is shared with."""
+    message = status_message(agent, online)
+    for user_id in _people_of_agent(agent):
+        outbound.to_user(user_id, message)
+
+
+def _people_of_agent(agent):
+    members = db.session.scalars(
+        db.select(ProjectMember.user_id)
+        .join(Project, Project.id == ProjectMember.project_id)
+        .filter(Project.agent_id == agent.id)
+        .distinct()
+    ).all()
+    return {agent.user_id, *members}
 
 
 def agent_connected(agent, sid, info):
@@ -49,10 +53,11 @@ def agent_connected(agent, sid, info):
     agent.hostname = info.get("hostname")
     agent.roots = info.get("roots") or []
     agent.demo = bool(info.get("demo"))
+    agent.version = info.get("version")
     db.session.commit()
     if previous and previous != sid:
         log.info("agent %s reconnected; closing its previous socket", agent.name)
-        socketio.server.disconnect(previous, namespace=AGENT_NAMESPACE)
+        outbound.disconnect_agent(previous)
     broadcast_status(agent, online=True)
 
 
@@ -68,14 +73,22 @@ def agent_disconnected(agent_id, sid):
         broadcast_status(db.session.get(Agent, agent_id), online=False)
 
 
-def disconnect_agent(agent):
-    """Close a revoked or rotated agent's socket, wherever it is."""
-    if agent.sid:
-        socketio.server.disconnect(agent.sid, namespace=AGENT_NAMESPACE)
+def statuses_for(user_id):
+    """The `agent_status` of each of a user's agents and of the agents of projects shared with
+    them, for a browser that just connected."""
+    shared = (
+        db.select(Project.agent_id)
+        .join(ProjectMember, ProjectMember.project_id == Project.id)
+        .filter(ProjectMember.user_id == user_id)
+    )
+    agents = db.session.scalars(
+        db.select(Agent).filter(Agent.revoked_at.is_(None), (Agent.user_id == user_id) | Agent.id.in_(shared))
+    )
+    return [status_message(agent) for agent in agents]
 
 
-def sweep(app, writer):
-    """One round of the presence loop: refresh ours, expire the dead, end lost commands."""
+def sweep(app):
+    """One round of presence (a scheduled job): refresh ours, expire the dead, end lost commands."""
     config = app.config
     now = utcnow()
     db.session.execute(
@@ -93,20 +106,10 @@ def sweep(app, writer):
     db.session.commit()
     for agent in stale:
         broadcast_status(agent, online=False)
-    _disconnect_unusable(now)
-    _end_lost_commands(now, config["AGENT_LOST_GRACE"], writer)
+    _end_lost_commands(now, config["AGENT_LOST_GRACE"])
 
 
-def _disconnect_unusable(now):
-    """Revoked or expired agents still connected to this process are cut off."""
-    for agent in db.session.scalars(
-        db.select(Agent).filter(Agent.server_id == SERVER_ID, Agent.sid.is_not(None))
-    ):
-        if not agent.usable(now):
-            disconnect_agent(agent)
-
-
-def _end_lost_commands(now, grace, writer):
+def _end_lost_commands(now, grace):
     cutoff = now - timedelta(seconds=grace)
     lost = db.session.scalars(
         db.select(Command)
@@ -115,38 +118,4 @@ def _end_lost_commands(now, grace, writer):
         .filter(Agent.disconnected_at < cutoff)
     ).all()
     for command in lost:
-        end_command(writer, command.id, "agent_lost", "The agent went away and did not come back.")
-
-
-def end_command(writer, command_id, code, message):
-    """Close a command from the server side with a final error result."""
-    writer.store_nowait(ChunkIn(command_id, None, error={"code": code, "message": message}))
-
-
-def run_presence_loop(app, writer):
-    from app.relay import redispatch_unacknowledged
-
-    while True:
-        socketio.sleep(app.config["PRESENCE_INTERVAL"])
-        if not app.extensions["tether_running"]:
-            return
-        with app.app_context():
-            try:
-                sweep(app, writer)
-                redispatch_unacknowledged(app.config["REDISPATCH_AFTER"])
-                app.extensions["tether_delivery"].catch_up_all()
-            except Exception:  # the loop must outlive a database blip
-                log.exception("presence sweep failed")
-                db.session.rollback()
-            finally:
-                db.session.remove()
-
-
-def start(app, writer):
-    if not app.extensions.get("tether_presence_started"):
-        app.extensions["tether_presence_started"] = True
-        socketio.start_background_task(run_presence_loop, app, writer)
-
-
-def current_writer():
-    return current_app.extensions["tether_writer"]
+        close_command(command.id, "agent_lost", "The agent went away and did not come back.")

@@ -1,59 +1,30 @@
-"""What the relay does for each event, with no socket in sight.
+"""What the relay does for each event, called by the Socket.IO namespaces with plain values.
 
-The Socket.IO namespaces (app/sockets) validate and rate-limit, then call these
-functions with plain values; tests can call them directly as well. Errors are
-raised as ProtocolError and answered by the caller in the contract's shape.
+The namespaces (app/sockets) validate and rate-limit, then call these functions;
+tests call them directly as well. Errors are raised as ProtocolError and answered
+by the caller in the contract's shape. Messages leave through app/outbound.py,
+commands change state through app/commands.py, chunks are stored by app/storage.py.
 """
 
 import contextlib
 import logging
+import threading
+import time
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from app import SERVER_ID, accounts, db, socketio
-from app.models import (
-    ACTIVE_STATES,
-    Agent,
-    ChatSession,
-    Command,
-    PermissionRequest,
-    Project,
-    utcnow,
-)
-from app.presence import end_command
-from app.storage import ChunkIn
-from protocol import AGENT_NAMESPACE, WEB_NAMESPACE, Events, ProtocolError, ok_reply
+from app import SERVER_ID, access, accounts, attachments, commands, current_services, db, notify, outbound
+from app.models import Agent, ChatSession, Command, PermissionRequest, User, utcnow
+from app.storage import ChunkIn, close_command
+from protocol import ProtocolError, messages, ok_reply
 
 log = logging.getLogger("tether.relay")
 TITLE_CHARS = 80
 
 
-def writer():
-    return current_app.extensions["tether_writer"]
-
-
-def delivery():
-    return current_app.extensions["tether_delivery"]
-
-
-# -- ownership -----------------------------------------------------------------
-
-
-def owned_project(user_id, project_id):
-    project = db.session.get(Project, project_id)
-    if project is None or project.user_id != user_id:
-        raise ProtocolError("not_found", "no such project")
-    return project
-
-
-def owned_session(user_id, session_id):
-    session = db.session.get(ChatSession, session_id)
-    if session is None or session.project.user_id != user_id:
-        raise ProtocolError("not_found", "no such session")
-    return session
+# -- access ----------------------------------------------------------------------
 
 
 def agent_command_owner(agent_id, command_id, session_id):
@@ -64,18 +35,6 @@ def agent_command_owner(agent_id, command_id, session_id):
     return command.session_id
 
 
-def _active_command(session_id):
-    return db.session.scalar(
-        db.select(Command).filter(Command.session_id == session_id, Command.state.in_(ACTIVE_STATES))
-    )
-
-
-def _count_active(**filters):
-    return db.session.scalar(
-        db.select(db.func.count(Command.id)).filter_by(**filters).filter(Command.state.in_(ACTIVE_STATES))
-    )
-
-
 # -- /web ------------------------------------------------------------------------
 
 
@@ -84,13 +43,42 @@ def execute_command(user_id, message, sid):
     repeat = _previous_answer(user_id, message.get("clientMessageId"), sid)
     if repeat:
         return repeat
-    project = owned_project(user_id, message["projectId"])
+    project = access.project_for(user_id, message["projectId"], "operate")
     agent = project.agent
     if not agent.online or not agent.usable():
         raise ProtocolError("agent_offline", f"agent {agent.name} is offline")
     _check_working_directory(message)
-    session = _session_for(user_id, project, message)
-    _check_limits(user_id, agent)
+    files = attachments.decoded(message)  # refused (too_large, invalid) before anything is stored or sent
+    with _ADMISSION:
+        _lock_admission_rows(user_id, agent.id)
+        session = _session_for(user_id, project, message)
+        _check_limits(user_id, agent)
+        command = _new_command(user_id, agent, project, session, message, files)
+        # The sender follows the session before anything of it is announced.
+        _follow(sid, session)
+        try:
+            db.session.commit()
+        except IntegrityError:  # the same clientMessageId raced in from another socket
+            db.session.rollback()
+            return _previous_answer(user_id, message.get("clientMessageId"), sid)
+    _dispatch(agent, session, project, command)
+    return ok_reply(sessionId=session.id, commandId=command.id)
+
+
+# Admission (session busy, running limits, the new row) is one step per process, and,
+# across processes, holds the user's and the agent's rows (PostgreSQL) until it commits:
+# simultaneous execute_commands from several sockets never overshoot a limit.
+_ADMISSION = threading.Lock()
+
+
+def _lock_admission_rows(user_id, agent_id):
+    db.session.execute(db.select(User.id).filter_by(id=user_id).with_for_update())
+    db.session.execute(db.select(Agent.id).filter_by(id=agent_id).with_for_update())
+
+
+def _new_command(user_id, agent, project, session, message, files):
+    # A model applies to its command and to the session's next ones until another is named.
+    session.model = message.get("model") or session.model
     command = Command(
         session_id=session.id,
         user_id=user_id,
@@ -98,26 +86,32 @@ def execute_command(user_id, message, sid):
         text=message["command"],
         working_directory=message.get("workingDirectory") or project.path,
         client_message_id=message.get("clientMessageId"),
+        model=session.model,
+        permission_mode=message.get("permissionMode"),
     )
     db.session.add(command)
     accounts.audit(project.id, user_id, "run", _run_detail(command, project))
-    try:
-        db.session.commit()
-    except IntegrityError:  # the same clientMessageId raced in from another socket
-        db.session.rollback()
-        return _previous_answer(user_id, message.get("clientMessageId"), sid)
-    emit_command_state(session.id, command.id, "queued", text=command.text)
-    # Dispatch first: the sender's socket may already be gone, the command must still run.
-    _dispatch(agent, session, project, command)
-    _follow(sid, session)
-    return ok_reply(sessionId=session.id, commandId=command.id)
+    db.session.flush()
+    described = attachments.store(command.id, files)
+    queued = messages.command_state(
+        session.id,
+        command.id,
+        "queued",
+        command.text,
+        _username(user_id),
+        command.model,
+        described,
+        command.permission_mode,
+    )
+    outbound.after_commit(db.session, outbound.to_session, queued)
+    return command
 
 
 def _follow(sid, session):
     """Subscribe the sender of a command to its session, from now on."""
     with contextlib.suppress(KeyError):  # the socket disconnected meanwhile
-        socketio.server.enter_room(sid, f"session:{session.id}", namespace=WEB_NAMESPACE)
-        delivery().follow_from(sid, session.id, session.last_seq)
+        outbound.join_session(sid, session.id)
+        current_services().delivery.follow_from(sid, session.id, session.last_seq)
 
 
 def _previous_answer(user_id, client_message_id, sid=None):
@@ -130,19 +124,11 @@ def _previous_answer(user_id, client_message_id, sid=None):
     if command is None:
         return None
     session = command.session
-    if command.state == "queued" and command.session.project.agent.online:
-        _dispatch(command.session.project.agent, session, session.project, command)
+    if command.state == "queued" and session.project.agent.online:
+        _dispatch(session.project.agent, session, session.project, command)
     if sid:
         _follow(sid, session)
     return ok_reply(sessionId=command.session_id, commandId=command.id, repeated=True)
-
-
-def emit_command_state(session_id, command_id, state, text=None):
-    """Tell the session's browsers where a command stands (queued, sent, running, ...)."""
-    message = {"type": "command_state", "sessionId": session_id, "commandId": command_id, "state": state}
-    if text is not None:
-        message["text"] = text
-    socketio.emit("command_state", message, to=f"session:{session_id}", namespace=WEB_NAMESPACE)
 
 
 def _session_for(user_id, project, message):
@@ -151,10 +137,10 @@ def _session_for(user_id, project, message):
         db.session.add(session)
         db.session.flush()
         return session
-    session = owned_session(user_id, message["sessionId"])
+    session = access.session_for(user_id, message["sessionId"], "operate")
     if session.project_id != project.id:
         raise ProtocolError("not_found", "that session belongs to another project")
-    if _active_command(session.id):
+    if commands.active_in_session(session.id):
         raise ProtocolError("session_busy", "a command is already running in this session")
     return session
 
@@ -183,9 +169,9 @@ def _run_detail(command, project):
 
 def _check_limits(user_id, agent):
     config = current_app.config
-    if _count_active(user_id=user_id) >= config["MAX_RUNNING_PER_USER"]:
+    if commands.count_active(user_id=user_id) >= config["MAX_RUNNING_PER_USER"]:
         raise ProtocolError("rate_limited", "too many commands running for this user")
-    if _count_active(agent_id=agent.id) >= config["MAX_RUNNING_PER_AGENT"]:
+    if commands.count_active(agent_id=agent.id) >= config["MAX_RUNNING_PER_AGENT"]:
         raise ProtocolError("rate_limited", "too many commands running on this agent")
 
 
@@ -194,39 +180,31 @@ def _dispatch(agent, session, project, command):
     options = {"workingDirectory": command.working_directory}
     if session.claude_session_id:
         options["resume"] = session.claude_session_id
-    if project.permission_mode and project.permission_mode != "default":
-        options["permissionMode"] = project.permission_mode
-    payload = {
-        "type": Events.AGENT_COMMAND,
-        "sessionId": session.id,
-        "commandId": command.id,
-        "command": command.text,
-        "options": options,
-    }
+    mode = command.permission_mode or project.permission_mode
+    if mode and mode != "default":
+        options["permissionMode"] = mode
+    if command.model:
+        options["model"] = command.model
+    files = attachments.for_agent(command.id)
+    payload = messages.agent_command(session.id, command.id, command.text, options, files)
     app = current_app._get_current_object()
-    session_id, command_id = session.id, command.id
+    command_id = command.id
 
     def acknowledged(reply=None):
         with app.app_context():
-            _agent_answered(app, session_id, command_id, reply)
+            _agent_answered(command_id, reply)
 
-    _set_state(session.id, command_id, "sent", ("queued",))
-    socketio.emit(
-        Events.AGENT_COMMAND,
-        payload,
-        to=agent.sid,
-        namespace=AGENT_NAMESPACE,
-        callback=acknowledged,
-    )
+    commands.move_by_id(command_id, "sent", only_from=("queued",))
+    outbound.to_agent(agent.sid, payload, callback=acknowledged)
 
 
-def redispatch_unacknowledged(after_seconds):
+def redispatch_unacknowledged(app):
     """Send again the commands our agents never acknowledged (lost between processes).
 
-    Only the process holding the agent's socket does it, so the emit is local.
-    The agent answers a command id it already has without running it twice.
+    A scheduled job. Only the process holding the agent's socket does it, so the
+    emit is local. The agent answers a command id it already has without running it twice.
     """
-    cutoff = utcnow() - timedelta(seconds=after_seconds)
+    cutoff = utcnow() - timedelta(seconds=app.config["REDISPATCH_AFTER"])
     stuck = db.session.scalars(
         db.select(Command)
         .join(Agent, Agent.id == Command.agent_id)
@@ -238,46 +216,43 @@ def redispatch_unacknowledged(after_seconds):
         _dispatch(db.session.get(Agent, command.agent_id), session, session.project, command)
 
 
-def _agent_answered(app, session_id, command_id, reply):
+def _agent_answered(command_id, reply):
     if isinstance(reply, dict) and reply.get("ok"):
-        _set_state(session_id, command_id, "running", ("queued", "sent"))
+        commands.move_by_id(command_id, "running", only_from=("queued", "sent"))
         return
-    error = (reply or {}).get("error") if isinstance(reply, dict) else None
+    error = reply.get("error") if isinstance(reply, dict) else None
     code = "claude_error" if not error else error.get("code", "claude_error")
     text = (error or {}).get("message") or "The agent refused the command."
-    end_command(app.extensions["tether_writer"], command_id, code, text)
+    close_command(command_id, code, text)
 
 
-def _set_state(session_id, command_id, state, only_from):
-    changed = db.session.execute(
-        update(Command).where(Command.id == command_id, Command.state.in_(only_from)).values(state=state)
-    ).rowcount
-    db.session.commit()
-    if changed:
-        emit_command_state(session_id, command_id, state)
+def subscribe(user_id, message, sid, link_session_id=None):
+    """Replay the session after afterSeq, then follow it live; re-send pending permissions.
 
-
-def subscribe(user_id, message, sid):
-    """Replay the session after afterSeq, then follow it live; re-send pending permissions."""
-    session = owned_session(user_id, message["sessionId"])
-    socketio.server.enter_room(sid, f"session:{session.id}", namespace=WEB_NAMESPACE)
-    last_seq = delivery().subscribe(sid, session.id, message["afterSeq"])
-    for request in _pending_permissions(session.id):
-        socketio.emit(Events.PERMISSION_REQUEST, request.to_wire(), to=sid, namespace=WEB_NAMESPACE)
+    `user_id` None: a read-only link's socket, which may follow its own session only.
+    """
+    session = access.session_for_reader(user_id, link_session_id, message["sessionId"])
+    pending = [request.to_wire() for request in _pending_permissions(session.id)]
+    # A replay may wait for the browser to read: it must not hold a pooled connection meanwhile.
+    db.session.close()
+    outbound.join_session(sid, session.id)
+    last_seq = current_services().delivery.subscribe(sid, session.id, message["afterSeq"])
+    for request in pending:
+        outbound.to_browser(sid, request)
     return ok_reply(lastSeq=last_seq)
 
 
-def unsubscribe(user_id, message, sid):
-    session = owned_session(user_id, message["sessionId"])
-    delivery().unsubscribe(sid, session.id)
-    socketio.server.leave_room(sid, f"session:{session.id}", namespace=WEB_NAMESPACE)
+def unsubscribe(user_id, message, sid, link_session_id=None):
+    session = access.session_for_reader(user_id, link_session_id, message["sessionId"])
+    current_services().delivery.unsubscribe(sid, session.id)
+    outbound.leave_session(sid, session.id)
     return ok_reply()
 
 
 def cancel_command(user_id, message):
     """Interrupt the session's running command."""
-    session = owned_session(user_id, message["sessionId"])
-    command = _active_command(session.id)
+    session = access.session_for(user_id, message["sessionId"], "operate")
+    command = commands.active_in_session(session.id)
     if command is None:
         raise ProtocolError("not_found", "nothing is running in this session")
     accounts.audit(session.project_id, user_id, "stop", command.id)
@@ -285,16 +260,15 @@ def cancel_command(user_id, message):
     agent = db.session.get(Agent, command.agent_id)
     if not agent.online:
         # Nobody to tell: end it here so the session is usable again.
-        end_command(writer(), command.id, "interrupted", "Stopped while the agent was offline.")
+        close_command(command.id, "interrupted", "Stopped while the agent was offline.")
         return ok_reply(commandId=command.id)
-    payload = {"type": Events.CANCEL_COMMAND, "sessionId": session.id, "commandId": command.id}
-    socketio.emit(Events.CANCEL_COMMAND, payload, to=agent.sid, namespace=AGENT_NAMESPACE)
+    outbound.to_agent(agent.sid, messages.agent_cancel(session.id, command.id))
     return ok_reply(commandId=command.id)
 
 
 def permission_response(user_id, message):
     """Answer a pending tool permission; the first answer wins."""
-    session = owned_session(user_id, message["sessionId"])
+    session = access.session_for(user_id, message["sessionId"], "operate")
     request = db.session.get(PermissionRequest, message["requestId"])
     if request is None or request.session_id != session.id:
         raise ProtocolError("not_found", "no such permission request")
@@ -306,15 +280,11 @@ def permission_response(user_id, message):
     request.decided_at = utcnow()
     detail = f"{request.decision} {request.tool_name}: {_brief(request.input)}"
     accounts.audit(session.project_id, user_id, "permission", detail)
+    resolved = messages.permission_resolved(session.id, request.id, request.decision, by=_username(user_id))
+    outbound.after_commit(db.session, outbound.to_session, resolved)
+    notify.session_changed(session.id)
     db.session.commit()
     _tell_agent_permission(request)
-    resolved = {
-        "type": "permission_resolved",
-        "sessionId": session.id,
-        "requestId": request.id,
-        "decision": request.decision,
-    }
-    socketio.emit("permission_resolved", resolved, to=f"session:{session.id}", namespace=WEB_NAMESPACE)
     return ok_reply(decision=request.decision)
 
 
@@ -322,25 +292,17 @@ def _tell_agent_permission(request):
     agent = db.session.get(Agent, db.session.get(Command, request.command_id).agent_id)
     if not agent.online:
         return  # the agent asks again when it reconnects, and gets the stored answer
-    socketio.emit(
-        Events.PERMISSION_RESPONSE,
-        permission_answer(request),
-        to=agent.sid,
-        namespace=AGENT_NAMESPACE,
-    )
+    outbound.to_agent(agent.sid, permission_answer(request))
 
 
 def permission_answer(request):
-    answer = {
-        "type": Events.PERMISSION_RESPONSE,
-        "sessionId": request.session_id,
-        "commandId": request.command_id,
-        "requestId": request.id,
-        "decision": request.decision,
-    }
-    if request.message:
-        answer["message"] = request.message
-    return answer
+    return messages.agent_permission_response(
+        request.session_id, request.command_id, request.id, request.decision, request.message
+    )
+
+
+def _username(user_id):
+    return db.session.get(User, user_id).username
 
 
 def _brief(value, limit=300):
@@ -352,13 +314,6 @@ def _pending_permissions(session_id):
     return db.session.scalars(
         db.select(PermissionRequest).filter_by(session_id=session_id, decision=None)
     ).all()
-
-
-def agent_statuses(user_id):
-    from app.presence import status_message
-
-    agents = db.session.scalars(db.select(Agent).filter_by(user_id=user_id, revoked_at=None))
-    return [status_message(agent) for agent in agents]
 
 
 # -- /agent ------------------------------------------------------------------------
@@ -375,9 +330,12 @@ def store_response(message):
         error=message.get("error"),
     )
     # Hand our pooled connection back before waiting: the writer needs one, and many
-    # handlers waiting while holding theirs could empty the pool under it.
-    db.session.close()
-    outcome = writer().store(chunk)
+    # handlers waiting while holding theirs could empty the pool under it. Most chunks never
+    # opened a session (ownership is cached per socket): making one only to close it cost a
+    # quarter of the handler.
+    if db.session.registry.has():
+        db.session.close()
+    outcome = current_services().writer.store(chunk)
     if outcome in ("stored", "duplicate", "ignored"):
         return ok_reply(outcome=outcome)
     raise ProtocolError("internal", "the chunk could not be stored; send it again")
@@ -402,22 +360,33 @@ def permission_request(message):
     elif request.decision is not None:
         # Asked again after a reconnect: it was answered while the agent was away.
         return ok_reply(decision=request.decision, message=request.message)
-    socketio.emit(
-        Events.PERMISSION_REQUEST,
-        request.to_wire(),
-        to=f"session:{request.session_id}",
-        namespace=WEB_NAMESPACE,
-    )
+    notify.permission_requested(request)
+    outbound.to_session(request.to_wire())
     return ok_reply()
 
 
-def heartbeat(agent_id, message):
-    """Commands the server thinks run on this agent but the agent does not know are lost."""
-    running = set(message["running"])
-    lost = db.session.scalars(
-        db.select(Command).filter(Command.agent_id == agent_id, Command.state == "running")
+def heartbeat(agent_id, message, missing_since):
+    """End the commands the agent no longer knows, once it has said so for a while.
+
+    A heartbeat can be older than a command's dispatch or its last result (it
+    crossed them on the way), so one heartbeat without a command proves nothing.
+    `missing_since` (command id -> when first missing, kept per agent socket) is
+    updated in place; a command is given up only when still missing
+    HEARTBEAT_GRACE seconds after a heartbeat first lacked it.
+    """
+    now = time.monotonic()
+    grace = current_app.config["HEARTBEAT_GRACE"]
+    reported = set(message["running"])
+    running = db.session.scalars(
+        db.select(Command.id).filter(Command.agent_id == agent_id, Command.state == "running")
     ).all()
-    for command in lost:
-        if command.id not in running:
-            end_command(writer(), command.id, "agent_lost", "The agent restarted during this command.")
+    missing = {command_id for command_id in running if command_id not in reported}
+    for command_id in list(missing_since):
+        if command_id not in missing:
+            del missing_since[command_id]
+    for command_id in missing:
+        first = missing_since.setdefault(command_id, now)
+        if now - first >= grace:
+            del missing_since[command_id]
+            close_command(command_id, "agent_lost", "The agent restarted during this command.")
     return ok_reply()

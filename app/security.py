@@ -23,7 +23,7 @@ CLIENT_POLL_PACKETS = frozenset("134b")
 
 def init_app(app):
     # Outermost, in front of Socket.IO's middleware (create_app wraps that one first).
-    app.wsgi_app = PollingPostGuard(app.wsgi_app, app.config["MAX_MESSAGE_BYTES"])
+    app.wsgi_app = PollingPostGuard(app.wsgi_app, app.config["MAX_TRANSPORT_BYTES"])
     app.after_request(_security_headers)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
@@ -83,7 +83,8 @@ class PollingPostGuard:
 
 
 def _wants_json():
-    return request.path.startswith("/api/")
+    # /agent/ is for programs: pip and the agent's pairing.
+    return request.path.startswith(("/api/", "/agent/"))
 
 
 def _csrf_error(error):

@@ -11,18 +11,17 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import db
-from app.models import ChatSession, Chunk, Command, PermissionRequest, result_message, utcnow
-from protocol import WEB_NAMESPACE, Events
+from app import commands, current_services, db, notify, outbound, socketio
+from app.background import QueueTasks
+from app.models import ChatSession, Chunk, Command, PermissionRequest, utcnow
+from protocol import messages
+from protocol.states import ACTIVE_STATES
 
 log = logging.getLogger("tether.storage")
 STORE_TIMEOUT = 15.0  # seconds an agent's chunk may wait to be stored before it is refused
-
-# A command's final state from its final error code.
-FINAL_STATE_BY_ERROR = {None: "done", "interrupted": "stopped"}
 
 
 @dataclass
@@ -65,43 +64,28 @@ def session_heads(session_ids):
     return dict(rows)
 
 
-class ChunkWriter:
+class ChunkWriter(QueueTasks):
     """The process's single writer: batches chunks, stores them, then fans them out."""
 
-    def __init__(self, app, socketio):
-        self.app = app
-        self.socketio = socketio
-        self.queue = None
-        self.started = False
+    def __init__(self, app):
+        super().__init__(app)
         # Chunks that arrived ahead of an earlier one of their command (Socket.IO runs
         # each event in its own task, so a pipelining agent's chunks may overtake each
         # other). They wait here, still unacknowledged, until the gap is filled.
         self.held = []
 
-    def start(self):
-        if not self.started:
-            self.started = True
-            self.queue = self.socketio.server.eio.create_queue()
-            self.socketio.start_background_task(self._run)
-
     def store(self, chunk, timeout=STORE_TIMEOUT):
         """Store one chunk and wait until it is committed. Returns its outcome."""
-        self.start()
-        chunk.done = self.socketio.server.eio.create_event()
+        chunk.done = socketio.server.eio.create_event()
         chunk.deadline = time.monotonic() + timeout
-        self.queue.put(chunk)
+        self.put(chunk)
         if not chunk.done.wait(timeout):
             return "failed"
         return chunk.outcome
 
     def store_nowait(self, chunk):
         """Queue a server-made chunk (e.g. agent_lost) without waiting for it."""
-        self.start()
-        self.queue.put(chunk)
-
-    def stop(self):
-        if self.started:
-            self.queue.put(None)
+        self.put(chunk)
 
     def _run(self):
         while True:
@@ -110,7 +94,7 @@ class ChunkWriter:
                 return
             batch = [first]
             # Gather what arrives within the window: the cost of the commit is shared.
-            self.socketio.sleep(self.app.config["WRITE_BATCH_WINDOW"])
+            socketio.sleep(self.app.config["WRITE_BATCH_WINDOW"])
             while len(batch) < self.app.config["WRITE_BATCH_MAX"] and not self.queue.empty():
                 chunk = self.queue.get()
                 if chunk is None:
@@ -129,7 +113,7 @@ class ChunkWriter:
     def _write_batch(self, batch):
         with self.app.app_context():
             try:
-                results = write_chunks(batch)
+                write_chunks(batch)
             except SQLAlchemyError:
                 db.session.rollback()
                 if len(batch) > 1:
@@ -140,10 +124,8 @@ class ChunkWriter:
                     return
                 log.exception("could not store a chunk of command %s", batch[0].command_id)
                 batch[0].outcome = "failed"
-                results = []
             finally:
                 db.session.remove()
-        self._announce(results)
         for chunk in batch:
             if chunk.outcome == "held":
                 self.held.append(chunk)
@@ -157,107 +139,150 @@ class ChunkWriter:
         self.held = []
         return sorted(waiting + batch, key=_agent_order)
 
-    def _announce(self, results):
-        """Fan the stored results out; a command's last result also announces its final state."""
-        for message in results:
-            room = f"session:{message['sessionId']}"
-            self.socketio.emit(Events.COMMAND_RESULT, message, to=room, namespace=WEB_NAMESPACE)
-            if message["status"] != "streaming":
-                state = {
-                    "type": "command_state",
-                    "sessionId": message["sessionId"],
-                    "commandId": message["commandId"],
-                    "state": final_state(message.get("error")),
-                }
-                self.socketio.emit("command_state", state, to=room, namespace=WEB_NAMESPACE)
+
+@dataclass
+class CommandRow:
+    """What the writer reads and changes of a command: plain values, read and written with
+    SQLAlchemy Core (the ORM's identity map and change tracking cost more than the rest of a
+    batch). `commands.move` and `commands.finish` work on it as on a model."""
+
+    id: str
+    session_id: str
+    state: str
+    last_agent_seq: int
+    error_code: str | None
+    error_message: str | None = None
+    finished_at: object = None
+
+    @property
+    def active(self):
+        return self.state in ACTIVE_STATES
 
 
-def final_state(error):
-    code = (error or {}).get("code")
-    return FINAL_STATE_BY_ERROR.get(code, "failed")
+COMMANDS = Command.__table__
+CHUNKS = Chunk.__table__
+SESSIONS = ChatSession.__table__
+# Statements built once: building them per batch cost as much as running them.
+_READ = (
+    select(*[COMMANDS.c[name] for name in ("id", "session_id", "state", "last_agent_seq", "error_code")])
+    .where(COMMANDS.c.id.in_(bindparam("ids", expanding=True)))
+    # Another process's writer or an acknowledgement may move the same commands: lock them.
+    .with_for_update()
+)
+_TAKE_SEQS = (
+    update(SESSIONS)
+    .where(SESSIONS.c.id == bindparam("session_id"))
+    .values(last_seq=SESSIONS.c.last_seq + bindparam("count"), updated_at=bindparam("now"))
+    .returning(SESSIONS.c.last_seq)
+)
+_SAVE = (
+    update(COMMANDS)
+    .where(COMMANDS.c.id == bindparam("command_id"))
+    .values(
+        state=bindparam("state"),
+        last_agent_seq=bindparam("last_agent_seq"),
+        error_code=bindparam("error_code"),
+        error_message=bindparam("error_message"),
+        finished_at=bindparam("finished_at"),
+    )
+)
 
 
 def write_chunks(batch):
-    """Store a batch in one transaction; returns the command_result messages stored, by seq."""
-    commands = {
-        c.id: c
-        for c in db.session.scalars(
-            db.select(Command).filter(Command.id.in_({chunk.command_id for chunk in batch}))
-        )
-    }
-    accepted = [chunk for chunk in batch if _accept(chunk, commands.get(chunk.command_id))]
+    """Store a batch in one transaction; returns the command_result messages stored, by seq.
+
+    After the commit, the results go out first and then the commands' new states,
+    so a browser that sees a command `done` already holds all of its text.
+    """
+    connection = db.session.connection()
+    ids = list({chunk.command_id for chunk in batch})
+    by_id = {row.id: CommandRow(*row) for row in connection.execute(_READ, {"ids": ids})}
+    closing = set()
+    accepted = [chunk for chunk in batch if _accept(chunk, by_id.get(chunk.command_id), closing)]
     by_session = {}
     for chunk in accepted:
-        by_session.setdefault(commands[chunk.command_id].session_id, []).append(chunk)
-    rows = []
-    for session_id, chunks in by_session.items():
-        rows.extend(_number(session_id, chunks))
+        by_session.setdefault(by_id[chunk.command_id].session_id, []).append(chunk)
+    rows = [
+        row for session_id, chunks in by_session.items() for row in _number(connection, session_id, chunks)
+    ]
     if rows:
-        db.session.execute(insert(Chunk), rows)
-    db.session.commit()
-    for chunk in accepted:
-        chunk.outcome = "stored"
-    return [
-        result_message(
-            r["session_id"],
-            r["command_id"],
-            r["seq"],
-            r["response"],
-            r["status"],
-            r["event"],
-            r["error"],
+        connection.execute(insert(CHUNKS), rows)
+    results = [
+        messages.command_result(
+            r["session_id"], r["command_id"], r["seq"], r["response"], r["status"], r["event"], r["error"]
         )
         for r in rows
     ]
+    for message in results:
+        outbound.after_commit(db.session, outbound.result_to_session, message)
+    for chunk in accepted:
+        _move_command(by_id[chunk.command_id], chunk)
+    moved = {chunk.command_id for chunk in accepted}
+    if moved:
+        connection.execute(_SAVE, [_saved(by_id[command_id]) for command_id in moved])
+    db.session.commit()
+    for chunk in accepted:
+        chunk.outcome = "stored"
+    return results
 
 
-def _accept(chunk, command):
-    """Decide whether a chunk is new; duplicates and late chunks are acknowledged, not stored."""
+def _saved(command):
+    return {
+        "command_id": command.id,
+        "state": command.state,
+        "last_agent_seq": command.last_agent_seq,
+        "error_code": command.error_code,
+        "error_message": command.error_message,
+        "finished_at": command.finished_at,
+    }
+
+
+def _accept(chunk, command, closing):
+    """Decide whether a chunk is new; duplicates and late chunks are acknowledged, not stored.
+
+    `closing` holds the commands whose last result is already in this batch.
+    """
     if command is None:
         chunk.outcome = "ignored"
         return False
-    if not command.active:
-        chunk.outcome = "duplicate" if chunk.agent_seq else "ignored"
+    if command.id in closing:
+        chunk.outcome = "ignored" if chunk.agent_seq is None else "duplicate"
         return False
-    if chunk.agent_seq is None:
-        _finish(command, chunk.error)
+    if chunk.agent_seq is None:  # the server closes the command
+        if not command.active:
+            chunk.outcome = "ignored"
+            return False
+        closing.add(command.id)
         return True
-    if chunk.agent_seq <= command.last_agent_seq:
+    # A command given up as agent_lost still takes its agent's late output, in order.
+    if (not command.active and not commands.reopens(command)) or chunk.agent_seq <= command.last_agent_seq:
         chunk.outcome = "duplicate"
         return False
     if chunk.agent_seq != command.last_agent_seq + 1:
         chunk.outcome = "held"  # an earlier chunk is still on its way
         return False
     command.last_agent_seq = chunk.agent_seq
-    # A later chunk of the same command in this batch must follow this one.
     if chunk.is_complete or chunk.error:
-        _finish(command, chunk.error)
-    elif command.state in ("queued", "sent"):
-        command.state = "running"
+        closing.add(command.id)
     return True
 
 
-def _finish(command, error):
-    code = (error or {}).get("code")
-    command.state = final_state(error)
-    command.error_code = code
-    command.error_message = (error or {}).get("message")
-    command.finished_at = utcnow()
+def _move_command(command, chunk):
+    if chunk.agent_seq is None or chunk.is_complete or chunk.error:
+        commands.finish(command, chunk.error)
+    else:
+        commands.move(command, "running")
 
 
-def _number(session_id, chunks):
+def _number(connection, session_id, chunks):
     """Take len(chunks) seqs from the session atomically and build the rows."""
-    last = db.session.execute(
-        update(ChatSession)
-        .where(ChatSession.id == session_id)
-        .values(last_seq=ChatSession.last_seq + len(chunks), updated_at=utcnow())
-        .returning(ChatSession.last_seq)
-    ).scalar_one()
+    taken = {"session_id": session_id, "count": len(chunks), "now": utcnow()}
+    last = connection.execute(_TAKE_SEQS, taken).scalar_one()
     first = last - len(chunks) + 1
     rows = []
     for seq, chunk in enumerate(chunks, start=first):
-        _remember_claude_session(session_id, chunk.event)
-        _expire_permission(chunk.command_id, chunk.event)
+        _remember_claude_session(connection, session_id, chunk.event)
+        _expire_permission(connection, session_id, chunk.command_id, chunk.event)
         final = chunk.is_complete or chunk.error is not None or chunk.agent_seq is None
         status = ("error" if chunk.error else "complete") if final else "streaming"
         rows.append(
@@ -275,29 +300,41 @@ def _number(session_id, chunks):
     return rows
 
 
-def _expire_permission(command_id, event):
+def _expire_permission(connection, session_id, command_id, event):
     """A permission the agent gave up on (timeout, stop) is no longer shown to anyone.
 
     Only a request of the same command: an agent cannot expire another agent's request."""
     if event and event.get("type") == "permission_expired" and isinstance(event.get("request_id"), str):
-        db.session.execute(
-            update(PermissionRequest)
+        requests = PermissionRequest.__table__
+        connection.execute(
+            update(requests)
             .where(
-                PermissionRequest.id == event["request_id"],
-                PermissionRequest.command_id == command_id,
-                PermissionRequest.decision.is_(None),
+                requests.c.id == event["request_id"],
+                requests.c.command_id == command_id,
+                requests.c.decision.is_(None),
             )
             .values(decision="expired", decided_at=utcnow())
         )
+        notify.session_changed(session_id)
 
 
-def _remember_claude_session(session_id, event):
+def _remember_claude_session(connection, session_id, event):
     """Claude Code's own session id (from its init message) is what a later resume needs."""
     if event and event.get("type") == "system" and event.get("subtype") == "init":
         claude_id = event.get("session_id")
         if isinstance(claude_id, str) and claude_id:
-            db.session.execute(
-                update(ChatSession)
-                .where(ChatSession.id == session_id)
-                .values(claude_session_id=claude_id[:64])
+            connection.execute(
+                update(SESSIONS).where(SESSIONS.c.id == session_id).values(claude_session_id=claude_id[:64])
             )
+
+
+def close_command(command_id, code, message):
+    """Close a command from the server's side (agent lost, refused, stopped while offline).
+
+    The closing result goes through the chunk writer like any other, so it takes the
+    session's next seq and reaches every subscriber in order.
+    """
+
+    current_services().writer.store_nowait(
+        ChunkIn(command_id, None, error={"code": code, "message": message})
+    )

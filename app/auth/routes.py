@@ -2,11 +2,11 @@ import functools
 import secrets
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app import db, login
+from app import accounts, db, login
 from app.auth import bp
 from app.auth.forms import LoginForm
 from app.auth.throttle import LoginThrottle
@@ -66,6 +66,9 @@ def login():
         user = db.session.scalar(db.select(User).filter_by(username=form.username.data))
         if _password_matches(user, form.password.data):
             _throttle().succeeded(key)
+            record = accounts.start_login(user, request.user_agent.string, request.remote_addr)
+            session.clear()  # a fresh session for a fresh login
+            session["login_id"] = record.id
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
         _throttle().failed(key)
@@ -78,7 +81,8 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
-    """Sign out (POST, so a foreign page cannot log you out with a link)."""
+    """Sign out (POST, so a foreign page cannot log you out with a link); this login's sockets close."""
+    accounts.end_login(session.get("login_id"))
     logout_user()
     flash("Signed out.")
     return redirect(url_for("auth.login"))

@@ -1,9 +1,9 @@
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField, SubmitField
+from wtforms import PasswordField, SelectField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
-from app.accounts import PERMISSION_MODES
+from protocol.events import PROJECT_PERMISSION_MODES
 
 
 class AgentForm(FlaskForm):
@@ -16,7 +16,7 @@ class ProjectForm(FlaskForm):
     agent_id = SelectField("Agent", validators=[DataRequired()])
     path = StringField("Directory on that machine", validators=[DataRequired(), Length(max=1024)])
     permission_mode = SelectField(
-        "Permission mode", choices=[SelectChoice(mode) for mode in PERMISSION_MODES]
+        "Permission mode", choices=[SelectChoice(mode) for mode in PROJECT_PERMISSION_MODES]
     )
     submit = SubmitField("Add project")
 
@@ -27,3 +27,21 @@ class AgentActionForm(FlaskForm):
 
 def agent_choices(agents):
     return [SelectChoice(agent.id, agent.name) for agent in agents]
+
+
+class ShareForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
+    role = SelectField("Role", choices=[SelectChoice("operator"), SelectChoice("viewer")])
+
+
+class LinkForm(FlaskForm):
+    session_id = SelectField("Session", validators=[DataRequired()])
+    hours = SelectField(
+        "Valid for",
+        choices=[SelectChoice("1", "1 hour"), SelectChoice("24", "1 day"), SelectChoice("168", "1 week")],
+        default="24",
+    )
+
+
+class PasswordForm(FlaskForm):
+    password = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=256)])

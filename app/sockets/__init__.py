@@ -1,16 +1,16 @@
 """Socket.IO namespaces: /web for browsers, /agent for agents."""
 
+import contextvars
 import functools
 import json
 import logging
 import re
 
-from flask import current_app
+from flask import current_app, request
 from flask_socketio import Namespace
 
 from app import db
 from app.limits import TokenBucket
-from app.storage import ChunkWriter
 from protocol import ProtocolError, error_reply, load
 
 log = logging.getLogger("tether.sockets")
@@ -19,29 +19,15 @@ RESERVED_EVENTS = ("connect", "disconnect")
 _SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|d[89a-f])")
 
 
-def register_namespaces(socketio, app):
+def register_namespaces(socketio):
+    """Serve /web and /agent; returns both namespaces (their sockets are checked on a schedule)."""
     from app.sockets.agent import AgentNamespace
     from app.sockets.web import WebNamespace
 
-    app.extensions["tether_running"] = True
-    app.extensions["tether_writer"] = ChunkWriter(app, socketio)
-    app.extensions["tether_agents"] = AgentNamespace()
-    socketio.on_namespace(WebNamespace())
-    socketio.on_namespace(app.extensions["tether_agents"])
-
-
-def start_background_work():
-    """The chunk writer, the presence loop and the token watch start with the first socket."""
-    from app import presence, socketio
-    from app.sockets.agent import watch_tokens
-
-    app = current_app._get_current_object()
-    writer = app.extensions["tether_writer"]
-    writer.start()
-    presence.start(app, writer)
-    if not app.extensions.get("tether_token_watch_started"):
-        app.extensions["tether_token_watch_started"] = True
-        socketio.start_background_task(watch_tokens, app, app.extensions["tether_agents"])
+    web, agents = WebNamespace(), AgentNamespace()
+    socketio.on_namespace(web)
+    socketio.on_namespace(agents)
+    return web, agents
 
 
 class GuardedNamespace(Namespace):
@@ -53,19 +39,46 @@ class GuardedNamespace(Namespace):
     connecting or disconnecting, never while it is connected.
     """
 
+    # Whether a connected client's events run in an app context only, without Flask's request
+    # context: see AgentNamespace.
+    events_need_request = True
+
+    def __init__(self, namespace):
+        super().__init__(namespace)
+        self.sockets = {}  # sid -> what this namespace keeps per connected socket
+
+    def state(self, sid):
+        return self.sockets[sid]
+
     def trigger_event(self, event, *args):
         if event in RESERVED_EVENTS:
             if self.server.manager.is_connected(args[0], self.namespace):
                 return error_reply("invalid_message", f"{event} is not an event a client may send")
         elif not isinstance(event, str) or not hasattr(self, f"on_{event}"):
             return error_reply("invalid_message", "unknown event")
+        elif not self.events_need_request:
+            return self._in_app_context(event, *args)
         return super().trigger_event(event, *args)
 
+    def _in_app_context(self, event, sid, *args):
+        environ = self.server.get_environ(sid, namespace=self.namespace)
+        if environ is None:  # disconnected meanwhile: nobody to answer
+            return None
+        with environ["flask.app"].app_context():
+            token = _EVENT_SID.set(sid)
+            try:
+                return getattr(self, f"on_{event}")(*args)
+            finally:
+                _EVENT_SID.reset(token)
 
-def stop_background_work(app):
-    """End the background loops of an app (tests create many apps in one process)."""
-    app.extensions["tether_running"] = False
-    app.extensions["tether_writer"].stop()
+
+# The sid of the socket whose event runs outside a request context (GuardedNamespace._in_app_context).
+_EVENT_SID = contextvars.ContextVar("tether_event_sid", default=None)
+
+
+def event_sid():
+    """The socket whose event is being handled."""
+    return _EVENT_SID.get() or request.sid
 
 
 def new_bucket():
@@ -73,23 +86,22 @@ def new_bucket():
     return TokenBucket(config["RATE_LIMIT_PER_SECOND"], config["RATE_LIMIT_BURST"])
 
 
-def inbound(audience, event, rate_limited=True):
+def inbound(audience, event, rate_limited=True, max_bytes="MAX_MESSAGE_BYTES"):
     """Wrap an `on_<event>` method: rate limit, validate, and answer every failure.
 
     The method receives the loaded message and returns the acknowledgement. No
     exception escapes: an invalid or failing event is answered, never fatal.
+    `max_bytes` names the setting that bounds the event's JSON.
     """
 
     def decorate(method):
         @functools.wraps(method)
         def handler(self, payload=None, *extra):
-            from flask import request
-
             try:
-                state = self.state(request.sid)
+                state = self.state(event_sid())
                 if rate_limited and not state.bucket.take():
                     raise ProtocolError("rate_limited", "too many messages; slow down")
-                payload = _scrubbed(payload, _check_size(payload))
+                payload = _scrubbed(payload, _check_size(payload, current_app.config[max_bytes]))
                 return method(self, state, load(audience, event, payload))
             except ProtocolError as error:
                 db.session.rollback()
@@ -104,8 +116,7 @@ def inbound(audience, event, rate_limited=True):
     return decorate
 
 
-def _check_size(payload):
-    limit = current_app.config["MAX_MESSAGE_BYTES"]
+def _check_size(payload, limit):
     try:
         text = json.dumps(payload)
         size = len(text)

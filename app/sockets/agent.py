@@ -4,12 +4,12 @@ import logging
 from dataclasses import dataclass, field
 
 from flask import current_app, request
-from flask_socketio import ConnectionRefusedError, join_room
+from flask_socketio import ConnectionRefusedError
 
-from app import db, presence, relay, socketio
+from app import current_services, db, outbound, presence, relay
 from app.limits import TokenBucket
 from app.models import Agent, hash_token
-from app.sockets import GuardedNamespace, inbound, start_background_work
+from app.sockets import GuardedNamespace, inbound
 from protocol import AGENT_NAMESPACE, PROTOCOL_VERSION, Events
 
 log = logging.getLogger("tether.sockets")
@@ -24,6 +24,8 @@ class AgentSocket:
     # command id -> session id, for commands this agent may write to: one query
     # per command, not one per chunk.
     commands: dict = field(default_factory=dict)
+    # command id -> when a heartbeat first lacked it (relay.heartbeat).
+    missing_since: dict = field(default_factory=dict)
 
     def check_command(self, message):
         command_id = message["commandId"]
@@ -37,22 +39,22 @@ class AgentSocket:
 
 
 class AgentNamespace(GuardedNamespace):
+    # An agent's events need no cookie, URL or login session, only the app: Flask's request
+    # context (URL matching, session, signals) was a quarter of the server's CPU per chunk.
+    # Connecting still runs in one, for the token and the address in the update hint.
+    events_need_request = False
+
     def __init__(self):
         super().__init__(AGENT_NAMESPACE)
-        self.sockets = {}
-
-    def state(self, sid):
-        return self.sockets[sid]
 
     def on_connect(self, auth=None):
         """Accept a valid, unrevoked token speaking our protocol version."""
         agent = _authenticate(auth)
-        start_background_work()
         # Agents stream far more than people type: a looser bucket than browsers'.
         config = current_app.config
         bucket = TokenBucket(config["RATE_LIMIT_PER_SECOND"] * 50, config["RATE_LIMIT_BURST"] * 50)
         self.sockets[request.sid] = AgentSocket(agent.id, agent.token_hash, bucket)
-        join_room(f"agent:{agent.id}")
+        outbound.join_agent(request.sid, agent.id)
         presence.agent_connected(agent, request.sid, auth)
 
     def on_disconnect(self, reason=None):
@@ -70,7 +72,7 @@ class AgentNamespace(GuardedNamespace):
         stale = [sid for sid, socket in sockets if not socket.still_valid(agents.get(socket.agent_id), now)]
         for sid in stale:
             log.info("agent socket %s: its token was revoked, rotated or has expired; cutting it off", sid)
-            socketio.server.disconnect(sid, namespace=AGENT_NAMESPACE)
+            outbound.disconnect_agent(sid)
         return stale
 
     @inbound("server", Events.COMMAND_RESPONSE)
@@ -88,29 +90,17 @@ class AgentNamespace(GuardedNamespace):
     @inbound("server", Events.AGENT_HEARTBEAT)
     def on_agent_heartbeat(self, socket, message):
         """Reconcile what the agent runs with what the server thinks it runs."""
-        return relay.heartbeat(socket.agent_id, message)
+        return relay.heartbeat(socket.agent_id, message, socket.missing_since)
 
 
-def watch_tokens(app, namespace):
-    """Cut off agents whose token stopped being valid, within TOKEN_CHECK_INTERVAL.
+def cut_off_invalid_agents(app):
+    """A scheduled job: cut off agents whose token stopped being valid, within TOKEN_CHECK_INTERVAL.
 
-    `flask agents revoke` and `rotate` run in another process: without a message
+    `flask agents revoke` and `rotate` may run in another process: without a message
     queue they cannot reach this process's sockets, so this process looks itself.
     """
-    while True:
-        socketio.sleep(app.config["TOKEN_CHECK_INTERVAL"])
-        if not app.extensions["tether_running"]:
-            return
-        if not namespace.sockets:
-            continue
-        with app.app_context():
-            try:
-                namespace.cut_off_invalid()
-            except Exception:  # the loop must outlive a database blip
-                log.exception("token check failed")
-                db.session.rollback()
-            finally:
-                db.session.remove()
+
+    current_services(app).agent_namespace.cut_off_invalid()
 
 
 def _authenticate(auth):
@@ -119,7 +109,8 @@ def _authenticate(auth):
     version = auth.get("protocolVersion")
     if version != PROTOCOL_VERSION:
         raise ConnectionRefusedError(
-            f"protocol version {version!r} is not supported; this server speaks {PROTOCOL_VERSION}",
+            f"protocol version {version!r} is not supported; this server speaks {PROTOCOL_VERSION}. "
+            + _update_hint(),
             {"code": "protocol_mismatch"},
         )
     agent = db.session.scalar(db.select(Agent).filter_by(token_hash=hash_token(auth["token"])))
@@ -130,7 +121,7 @@ def _authenticate(auth):
 
 
 def _check_auth_fields(auth):
-    for key, limit in (("name", 64), ("hostname", 255)):
+    for key, limit in (("name", 64), ("hostname", 255), ("version", 64)):
         value = auth.get(key)
         if value is not None and not (isinstance(value, str) and len(value) <= limit):
             raise ConnectionRefusedError(f"bad auth.{key}", {"code": "invalid_message"})
@@ -141,3 +132,11 @@ def _check_auth_fields(auth):
         or not all(isinstance(root, str) and len(root) <= 4096 for root in roots)
     ):
         raise ConnectionRefusedError("bad auth.roots", {"code": "invalid_message"})
+
+
+def _update_hint():
+    """How to bring an agent installed from this server's wheel up to date (issue 17)."""
+    from app import agent_dist
+
+    command = agent_dist.update_command(request.host_url, agent_dist.current(current_app))
+    return f"Update the agent with `{command}` and start it again."

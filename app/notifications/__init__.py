@@ -1,0 +1,7 @@
+"""Notifications: the account page, the Web Push API for browsers, the service worker, "needs you"."""
+
+from flask import Blueprint
+
+bp = Blueprint("notifications", __name__)
+
+from app.notifications import routes  # noqa: E402,F401
