@@ -5,7 +5,14 @@ session therefore gets one worker thread running its own event loop, and that
 loop keeps ONE live ``ClaudeSDKClient`` between turns, so a follow-up prompt
 costs tens of milliseconds instead of a CLI start-up. A client left idle for
 ``idle_timeout`` seconds is closed and its thread ends; the next prompt starts
-a new client that resumes the same Claude Code session.
+a new client that resumes the same Claude Code session. At most
+``max_warm_sessions`` clients are kept: starting one more first closes the
+least recently used idle one the same way (never one that runs a turn or waits
+on a permission).
+
+Claude Code is started through ``agent_client.launcher``, so it ends when the
+agent does, however the agent ends. The SDK reads each of its JSON messages
+whole; ``max_message_bytes`` bounds one (a long answer, a large file written).
 
 Calls come in from other threads (``run``, ``cancel``, ``answer_permission``)
 and are handed to the session's loop with ``call_soon_threadsafe``. Results go
@@ -16,7 +23,7 @@ Events passed to ``Sink.event`` (JSON-serialisable, close to Claude Code's own
 stream-json)::
 
     {"type": "system", "subtype": "init", "session_id", "cwd", "model", "tools",
-     "permissionMode"}
+     "permissionMode", "slash_commands", "commands", "models"}
     {"type": "system", "subtype": "resume_failed", "resume", "message"}
     {"type": "tool_use", "id", "name", "input"}
     {"type": "tool_result", "tool_use_id", "content", "is_error"}
@@ -35,17 +42,20 @@ import collections
 import contextlib
 import logging
 import os
+import shutil
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import claude_agent_sdk
 from claude_agent_sdk import (
     AssistantMessage,
     ClaudeAgentOptions,
     ClaudeSDKClient,
     CLIConnectionError,
+    CLIJSONDecodeError,
     CLINotFoundError,
     PermissionResultAllow,
     PermissionResultDeny,
@@ -59,16 +69,26 @@ from claude_agent_sdk import (
     UserMessage,
 )
 
+from agent_client import launcher
+from agent_client.steering import offered, prompt_input
+from protocol.events import PERMISSION_MODES, PROJECT_PERMISSION_MODES
+
 log = logging.getLogger("tether.agent")
 
-PERMISSION_MODES = ("default", "acceptEdits", "plan")
+# Modes a command may ask for; bypassPermissions only with the agent's own flag for it.
 BYPASS_MODE = "bypassPermissions"
 INTERRUPT_GRACE_S = 10.0  # after an interrupt, how long Claude Code gets to end the turn
 PREDECESSOR_WAIT_S = 30.0  # how long a new client waits for the old one to close
 CLOSE_JOIN_S = 20.0  # how long close() waits for each worker thread
+CLOSE_PIPES_S = 5.0  # how long closing a client's leftover pipes may take
 MAX_TOOL_OUTPUT = 64 * 1024  # characters of a tool result passed on as an event
 STDERR_LINES = 50  # stderr lines kept per session for error messages
 STDERR_DETAIL = 600  # characters of stderr quoted in an error message
+# One JSON message from Claude Code holds a whole answer, or a whole file a Write
+# tool call writes: the SDK's own default (1 MiB) ended such turns with an error.
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_WARM_SESSIONS = 4  # live Claude Code processes (about 175 MB each)
+AGENT_PID_ENV = "TETHER_AGENT_PID"  # marks the agent's Claude Code processes (and theirs)
 
 
 @dataclass
@@ -86,6 +106,9 @@ class RunRequest:
             ``"bypassPermissions"`` only when the manager has ``allow_bypass``.
             None means ``"default"``.
         model: Model name for Claude Code; None keeps Claude Code's default.
+        attachments: Files sent with the prompt, ``[{"name", "mediaType", "data"}]``
+            (base64): images reach the model as image blocks, text files as text
+            blocks (agent_client/steering.py).
     """
 
     session_id: str
@@ -95,6 +118,7 @@ class RunRequest:
     resume: str | None = None
     permission_mode: str | None = None
     model: str | None = None
+    attachments: list[dict] = field(default_factory=list)
 
 
 class Sink(Protocol):
@@ -134,6 +158,12 @@ class SessionManager:
         idle_timeout: Seconds a live client may sit idle before it is closed.
         permission_timeout: Seconds to wait for a permission answer before denying.
         allow_bypass: Accept the ``bypassPermissions`` permission mode.
+        max_message_bytes: Largest JSON message read from Claude Code; a larger
+            one ends the turn with an error that says so.
+        max_warm_sessions: Live clients kept at most; the least recently used
+            idle one is closed to make room (its session resumes on its next prompt).
+        exit_with_agent: Start Claude Code through the launcher that ends it
+            with this process (where the system allows: not on Windows).
     """
 
     def __init__(
@@ -145,13 +175,26 @@ class SessionManager:
         idle_timeout: float = 600.0,
         permission_timeout: float = 300.0,
         allow_bypass: bool = False,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_warm_sessions: int = DEFAULT_MAX_WARM_SESSIONS,
+        exit_with_agent: bool = True,
     ) -> None:
+        if max_warm_sessions < 1:
+            raise ValueError("max_warm_sessions must be 1 or more")
         self.sink = sink
         self.cli_path = os.fspath(cli_path) if cli_path else None
-        self.env = dict(env or {})
+        self.env = {**(env or {}), AGENT_PID_ENV: str(os.getpid())}
         self.idle_timeout = idle_timeout
         self.permission_timeout = permission_timeout
         self.allow_bypass = allow_bypass
+        self.max_message_bytes = max_message_bytes
+        self.max_warm_sessions = max_warm_sessions
+        self._claude = _find_claude(self.cli_path)
+        self._wrapper_dir: str | None = None  # holds the launcher's wrapper script
+        self._wrapper: str | None = None
+        mode = launcher.default_mode()
+        if exit_with_agent and mode and self._claude:
+            self._wrapper_dir, self._wrapper = launcher.make_wrapper(self._claude, mode)
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
         self._closing: dict[str, _Session] = {}  # retired, thread still ending
@@ -174,11 +217,11 @@ class SessionManager:
             if session is not None and session.command is not None:
                 raise SessionBusy(f"session {request.session_id} already runs a command")
             if session is None:
-                after = self._closing.get(request.session_id)
-                session = _Session(self, request.session_id, after)
+                session = _Session(self, request.session_id, self._make_room(request.session_id))
                 self._sessions[request.session_id] = session
                 session.start()
             session.command = request
+            session.last_used = time.monotonic()
         session.submit(request)
 
     def cancel(self, session_id: str) -> bool:
@@ -230,6 +273,52 @@ class SessionManager:
             session.shutdown()
         for session in sessions:
             session.join(CLOSE_JOIN_S)
+        if self._wrapper_dir:
+            shutil.rmtree(self._wrapper_dir, ignore_errors=True)
+
+    def claude_command(self) -> str | None:
+        """What the SDK runs: the launcher's wrapper, or the CLI itself (None: the SDK finds it)."""
+        return self._wrapper or self.cli_path
+
+    def check_claude(self) -> None:
+        """Raise CLINotFoundError when the CLI the wrapper would exec is missing.
+
+        The wrapper itself always exists, so the SDK's own check cannot see this.
+        """
+        if self._wrapper and not (os.path.isfile(self._claude) and os.access(self._claude, os.X_OK)):
+            raise CLINotFoundError(f"Claude Code not found at: {self._claude}")
+
+    # --- warm sessions (called with the lock held) ---------------------------
+
+    def _make_room(self, session_id: str) -> list[_Session]:
+        """Keep live clients within max_warm_sessions before one more starts.
+
+        Closes the least recently used idle sessions as needed (the idle-timeout
+        path: they resume on their next prompt) and returns the sessions the new
+        one must see end before it starts Claude Code: its own predecessor (it
+        may still be writing the transcript) and, at the bound, every session on
+        its way out. Busy sessions are never closed: with more turns running at
+        once than the bound, the extra clients are closed as their turns end.
+        """
+        if len(self._sessions) + len(self._closing) + 1 > self.max_warm_sessions:
+            self._evict_idle(len(self._sessions) + 1 - self.max_warm_sessions)
+            return list(self._closing.values())
+        before = self._closing.get(session_id)
+        return [before] if before is not None else []
+
+    def _evict_idle(self, count: int) -> None:
+        if count <= 0:
+            return
+        idle = sorted((s for s in self._sessions.values() if s.command is None), key=lambda s: s.last_used)
+        for session in idle[:count]:
+            log.info(
+                "session %s: closing Claude Code, the least recently used of %d warm sessions",
+                session.session_id,
+                self.max_warm_sessions,
+            )
+            del self._sessions[session.session_id]
+            self._closing[session.session_id] = session
+            session.evict()
 
     # --- called by the sessions -------------------------------------------
 
@@ -244,6 +333,11 @@ class SessionManager:
     def _command_done(self, session: _Session) -> None:
         with self._lock:
             session.command = None
+            session.last_used = time.monotonic()
+            # Over the bound because more turns ran at once than it allows: trim now.
+            excess = len(self._sessions) - self.max_warm_sessions
+            if excess > 0:
+                self._evict_idle(excess)
 
     def _retire(self, session: _Session) -> bool:
         """Let an idle session end, unless a command was just submitted to it."""
@@ -290,11 +384,12 @@ _INTERRUPTED = {"code": "interrupted", "message": "Stopped by the user."}
 class _Session:
     """One Tether session: a worker thread, its event loop and its Claude Code client."""
 
-    def __init__(self, manager: SessionManager, session_id: str, after: _Session | None):
+    def __init__(self, manager: SessionManager, session_id: str, after: list[_Session]):
         self.manager = manager
         self.session_id = session_id
         self.command: RunRequest | None = None  # guarded by manager._lock
-        self._after = after  # a retired session of the same id that may still be closing
+        self.last_used = time.monotonic()  # guarded by manager._lock
+        self._after = after  # retired sessions to see closed before starting Claude Code
         self._loop = asyncio.new_event_loop()
         self._inbox: asyncio.Queue[RunRequest | None] = asyncio.Queue()
         self._thread = threading.Thread(
@@ -306,6 +401,7 @@ class _Session:
         self._mode: str | None = None
         self._model: str | None = None
         self._claude_id: str | None = None
+        self._offered: dict[str, list] = {}  # slash commands and models the live Claude Code offers
         self._active: _Command | None = None
         self._permissions: dict[str, asyncio.Future] = {}
         self._pending_ids: set[str] = set()  # request ids, readable from any thread
@@ -338,6 +434,11 @@ class _Session:
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._resolve, request_id, (decision, message))
         return True
+
+    def evict(self) -> None:
+        """End the session as an idle timeout would (the manager has retired it)."""
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._inbox.put_nowait, None)
 
     def shutdown(self) -> None:
         # A RuntimeError means the loop has already closed: the thread is gone.
@@ -431,7 +532,7 @@ class _Session:
     async def _turn(self, command: _Command) -> dict | None:
         """Send the prompt and relay the turn; returns the finish error."""
         assert self._client is not None
-        await self._client.query(command.request.prompt)
+        await self._client.query(prompt_input(command.request.prompt, command.request.attachments))
         command.query_sent = True
         if command.cancelled:
             self._start_interrupt(command)
@@ -453,8 +554,8 @@ class _Session:
         mode = request.permission_mode or "default"
         if mode == BYPASS_MODE and not self.manager.allow_bypass:
             return "This agent does not allow the bypassPermissions mode."
-        if mode not in PERMISSION_MODES and mode != BYPASS_MODE:
-            return f"Unknown permission mode {mode!r}; use one of {', '.join(PERMISSION_MODES)}."
+        if mode not in PERMISSION_MODES:
+            return f"Unknown permission mode {mode!r}; use one of {', '.join(PROJECT_PERMISSION_MODES)}."
         if not os.path.isdir(request.cwd):
             return f"The working directory {request.cwd} does not exist on this machine."
         if not request.prompt.strip():
@@ -490,11 +591,13 @@ class _Session:
 
     async def _connect(self, request: RunRequest) -> None:
         mode = request.permission_mode or "default"
-        if self._after is not None:
-            # The previous client of this session may still be writing its
-            # transcript; resuming before it is done could lose the last turn.
-            await asyncio.to_thread(self._after.done.wait, PREDECESSOR_WAIT_S)
-            self._after = None
+        # The previous client of this session may still be writing its transcript
+        # (resuming before it is done could lose the last turn), and clients closed
+        # to make room for this one may still be running.
+        deadline = time.monotonic() + PREDECESSOR_WAIT_S
+        for before in self._after:
+            await asyncio.to_thread(before.done.wait, max(0.0, deadline - time.monotonic()))
+        self._after = []
         resume = request.resume or self._claude_id or self.manager._claude_id(self.session_id)
         try:
             client = await self._start_client(request, mode, resume)
@@ -524,15 +627,18 @@ class _Session:
             resume=resume,
             permission_mode=mode,  # type: ignore[arg-type]
             model=request.model,
-            cli_path=self.manager.cli_path,
+            cli_path=self.manager.claude_command(),
             env=self.manager.env,
+            max_buffer_size=self.manager.max_message_bytes,
             system_prompt={"type": "preset", "preset": "claude_code"},
             include_partial_messages=True,
             can_use_tool=self._can_use_tool,
             stderr=self._on_stderr,
         )
+        self.manager.check_claude()
         client = ClaudeSDKClient(options)
         await client.connect()
+        self._offered = offered(await client.get_server_info())
         return client
 
     async def _disconnect(self) -> None:
@@ -540,10 +646,17 @@ class _Session:
         self._client_cwd = None
         if client is None:
             return
+        # After a turn that failed mid-message the SDK leaves Claude Code's stdout
+        # pipe open (it stopped reading): the garbage collector would close it
+        # later, from another thread, on this session's loop after it has closed.
+        process = getattr(getattr(client, "_transport", None), "_process", None)
         try:
             await client.disconnect()
         except Exception:
             log.debug("session %s: error while closing Claude Code", self.session_id, exc_info=True)
+        if process is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(process.aclose(), CLOSE_PIPES_S)
 
     # --- one turn's messages ------------------------------------------------
 
@@ -591,6 +704,8 @@ class _Session:
                 "model": data.get("model"),
                 "tools": list(data.get("tools") or []),
                 "permissionMode": data.get("permissionMode"),
+                "slash_commands": list(data.get("slash_commands") or []),
+                **self._offered,
             }
         )
 
@@ -655,6 +770,13 @@ class _Session:
         elif isinstance(exc, ResultError):
             said = exc.result or "; ".join(exc.errors) or exc.subtype or "no details"
             text = f"Claude Code could not run the session: {said}."
+        elif isinstance(exc, CLIJSONDecodeError) and "maximum buffer size" in str(exc):
+            limit = self.manager.max_message_bytes / (1024 * 1024)
+            text = (
+                f"Claude Code sent a message larger than this agent's limit of {limit:g} MiB "
+                "(an answer or a tool call too large), so the turn was stopped. "
+                "Start the agent with a larger --max-message-mb to allow it."
+            )
         elif isinstance(exc, ProcessError):
             text = f"Claude Code exited unexpectedly (exit code {exc.exit_code})."
         elif isinstance(exc, CLIConnectionError):
@@ -813,6 +935,19 @@ class _Session:
         task = self._loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _find_claude(cli_path: str | None) -> str | None:
+    """The Claude Code the SDK would run: the one given, the one in its wheel, or claude on PATH.
+
+    A path given is made absolute (the launcher execs it from the session's working
+    directory, and without a PATH search).
+    """
+    if cli_path:
+        return shutil.which(cli_path) or os.path.abspath(cli_path)
+    name = "claude.exe" if os.name == "nt" else "claude"
+    bundled = os.path.join(os.path.dirname(claude_agent_sdk.__file__), "_bundled", name)
+    return bundled if os.path.isfile(bundled) else shutil.which("claude")
 
 
 def _with_parent(event: dict, parent: str | None) -> dict:

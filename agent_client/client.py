@@ -16,7 +16,9 @@ import socketio
 from agent_client.claude_runner import RunRequest, SessionBusy
 from agent_client.outbox import Outbox
 from agent_client.shrink import shrink
+from agent_client.version import agent_version
 from agent_client.workdirs import WorkdirRefused, resolve_workdir
+from agent_client.workspace import Workspace
 from protocol import (
     AGENT_NAMESPACE,
     ERROR_CODES,
@@ -65,9 +67,13 @@ class AgentClient:
             reconnection_delay=0.5,
             reconnection_delay_max=15,
             randomization_factor=0.5,
+            # websocket-client checks UTF-8 in Python (0.5 s per MB: an agent_command with
+            # attachments is 7); it decodes text frames strictly anyway.
+            websocket_extra_options={"skip_utf8_validation": True},
         )
         self.outbox = Outbox(self._send_chunk, window=coalesce_window, state_dir=state_dir)
         self.runner = runner_factory(self)
+        self.workspace = Workspace(self.roots)  # files and changes, answered in a pool of its own
         self._pending_permissions = {}  # request id -> permission_request payload
         self._accepted = OrderedDict()  # recent command ids, so a resent command runs once
         self._lock = threading.Lock()
@@ -132,6 +138,7 @@ class AgentClient:
 
     def stop(self):
         self._stopped.set()
+        self.workspace.close()
         self.runner.close()
         self.outbox.close()
         self.sio.disconnect()
@@ -153,6 +160,7 @@ class AgentClient:
             "hostname": socket.gethostname(),
             "roots": self.roots,
             "demo": self.demo,
+            "version": agent_version(),
         }
 
     def _register_handlers(self):
@@ -163,6 +171,7 @@ class AgentClient:
         on(Events.AGENT_COMMAND, self._on_agent_command, namespace=AGENT_NAMESPACE)
         on(Events.CANCEL_COMMAND, self._on_cancel_command, namespace=AGENT_NAMESPACE)
         on(Events.PERMISSION_RESPONSE, self._on_permission_response, namespace=AGENT_NAMESPACE)
+        on(Events.WORKSPACE_REQUEST, self.workspace.answer, namespace=AGENT_NAMESPACE)
 
     def _on_connect(self):
         log.info("connected to %s as %s", self.server_url, self.name)
@@ -238,6 +247,7 @@ class AgentClient:
             resume=options.get("resume"),
             permission_mode=options.get("permissionMode"),
             model=options.get("model"),
+            attachments=message.get("attachments") or [],
         )
 
     def _on_cancel_command(self, payload):

@@ -3,14 +3,26 @@
 Claude Code can emit about 20,000 text deltas a second; one Socket.IO socket
 carries about 6,000 messages a second. So deltas are never sent one by one:
 each command has at most one chunk in flight, and everything that arrives while
-it is in flight (or within `window` seconds of the first delta) rides in the
-next chunk. A slow link therefore gets fewer, bigger chunks instead of a queue.
+it is in flight rides in the next chunk. While deltas come at a model's pace
+(on average more than `burst_gap` seconds apart), each goes as soon as nothing
+is in flight. In a burst (closer together: Claude Code catching up), at most one
+chunk goes every `window` seconds, and once the burst has lasted `long_burst`
+seconds, one every `long_window`: each chunk costs the server a store and a send
+to every browser, and a long burst is text the reader gets in one go anyway. So
+a slow stream waits for nothing but the link, and a fast one, or a slow link,
+gets fewer, bigger chunks instead of a queue. (An average, not the last gap: a
+burst's deltas also come with gaps, when the interpreter lock or a core is busy
+elsewhere for a moment.)
 
 Every chunk waits for the server's acknowledgement. Unacknowledged chunks are
 kept in memory and appended to a file per command in the state directory, and
 are sent again after a reconnect (the server ignores a (commandId, seq) it has).
-A chunk file left over from a previous run of the agent is replayed at start,
-closed with an `agent_lost` error if its command never finished.
+A chunk is on disk before it is sent: written to the command's file, which stays
+open while the command has output, with one write() call (no buffer in this
+process, so a chunk written survives the agent being killed; like before, it is
+not fsync-ed, so a crash of the whole machine may lose the last ones). A chunk
+file left over from a previous run of the agent is replayed at start, closed
+with an `agent_lost` error if its command never finished.
 """
 
 import contextlib
@@ -26,6 +38,9 @@ log = logging.getLogger("tether.agent")
 
 ACK_TIMEOUT = 30.0
 RETRY_DELAY = 1.0
+GAP_WEIGHT = 0.1  # of the latest gap in the average: a burst is told within a few dozen deltas
+MAX_GAP = 0.1  # longer gaps count as this much, so that a pause is forgotten as fast
+_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
 
 
 @dataclass
@@ -37,21 +52,36 @@ class Stream:
     next_seq: int = 1
     text: list = field(default_factory=list)
     text_chars: int = 0  # kept up to date: counting the parts on every delta costs too much
-    text_since: float | None = None
     sealed: deque = field(default_factory=deque)  # chunks built, not yet acknowledged
     in_flight: dict | None = None
-    sent_at: float = 0.0
+    sent_at: float = float("-inf")  # when the last chunk went out
+    text_at: float = float("-inf")  # when the last delta came
+    gap: float = MAX_GAP  # moving average of the time between deltas
+    burst_since: float | None = None  # since when deltas come in a burst; None: at a model's pace
     retry_at: float = 0.0
     finished: bool = False
+    file: int | None = None  # the open chunk file (a descriptor), while the command has output
 
 
 class Outbox:
     def __init__(
-        self, send, *, window=0.005, state_dir=None, max_chunk_chars=64_000, max_buffered_chars=16_000_000
+        self,
+        send,
+        *,
+        window=0.005,
+        burst_gap=0.001,
+        long_burst=0.1,
+        long_window=0.05,
+        state_dir=None,
+        max_chunk_chars=64_000,
+        max_buffered_chars=16_000_000,
     ):
         """`send(chunk, on_ack)` emits a command_response; `on_ack(reply)` is called with the ack."""
         self._send = send
         self.window = window
+        self.burst_gap = burst_gap
+        self.long_burst = long_burst
+        self.long_window = long_window
         self.max_chunk_chars = max_chunk_chars
         self.max_buffered_chars = max_buffered_chars
         self.state_dir = state_dir
@@ -75,18 +105,18 @@ class Outbox:
             stream = self._stream(session_id, command_id)
             while self._buffered_chars > self.max_buffered_chars and not self._closed:
                 self._cond.wait(1.0)  # back-pressure: Claude Code waits, memory stays bounded
-            first = stream.text_since is None
-            if first:
-                stream.text_since = time.monotonic()
+            now = time.monotonic()
+            first = not stream.text
+            self._pace(stream, now)
             stream.text.append(text)
             stream.text_chars += len(text)
             self._buffered_chars += len(text)
             full = stream.text_chars >= self.max_chunk_chars
             if full:
                 self._seal(stream)
-            # Wake the sender only when this delta changes its plans: the first one starts
-            # the coalescing window, a full chunk is ready now. Waking it for every delta
-            # of a 20,000-delta answer costs more than the sending does.
+            # Wake the sender only when this delta changes its plans: the first one may go
+            # now (or when the window ends), a full chunk goes now. Waking it for every
+            # delta of a 20,000-delta answer costs more than the sending does.
             if first or full:
                 self._cond.notify_all()
 
@@ -130,6 +160,8 @@ class Outbox:
     def close(self):
         with self._cond:
             self._closed = True
+            for stream in self._streams.values():
+                self._close_file(stream)
             self._cond.notify_all()
 
     def recover(self):
@@ -165,9 +197,8 @@ class Outbox:
         stream.next_seq += 1
         stream.text = []
         stream.text_chars = 0
-        stream.text_since = None
         stream.sealed.append(chunk)
-        self._persist(chunk)
+        self._persist(stream, chunk)
 
     def _pump(self):
         """The one thread that sends: picks each stream's next chunk when it may go."""
@@ -190,7 +221,7 @@ class Outbox:
                 wait = min(wait, stream.retry_at - now)
                 continue
             if not stream.sealed and stream.text:
-                due = stream.text_since + self.window
+                due = self._due(stream, now)
                 if now < due:
                     wait = min(wait, due - now)
                     continue
@@ -198,6 +229,22 @@ class Outbox:
             if stream.sealed:
                 self._transmit(stream, stream.sealed[0], now)
         return max(wait, 0.0005)
+
+    def _pace(self, stream, now):
+        """Follow how fast deltas come: an average of the gaps, and since when it is a burst."""
+        stream.gap += (min(now - stream.text_at, MAX_GAP) - stream.gap) * GAP_WEIGHT
+        stream.text_at = now
+        if stream.gap >= self.burst_gap:
+            stream.burst_since = None
+        elif stream.burst_since is None:
+            stream.burst_since = now
+
+    def _due(self, stream, now):
+        """When the buffered text may go: now at a model's pace; in a burst, one chunk per window."""
+        if stream.burst_since is None:
+            return now
+        long = now - stream.burst_since >= self.long_burst
+        return stream.sent_at + (self.long_window if long else self.window)
 
     def _transmit(self, stream, chunk, now):
         stream.in_flight = chunk
@@ -230,20 +277,31 @@ class Outbox:
         self._buffered_chars -= len(chunk["data"])
         if stream.finished and not stream.sealed and not stream.text:
             del self._streams[stream.command_id]
-            self._forget(stream.command_id)
+            self._forget(stream)
 
     def _path(self, command_id):
         return os.path.join(self.state_dir, f"{command_id}.jsonl")
 
-    def _persist(self, chunk):
-        if self.state_dir:
-            with open(self._path(chunk["commandId"]), "a", encoding="utf-8") as file:
-                file.write(json.dumps(chunk) + "\n")
+    def _persist(self, stream, chunk):
+        """Append the chunk to its command's file: one write() on a descriptor kept open."""
+        if not self.state_dir:
+            return
+        if stream.file is None:
+            stream.file = os.open(self._path(stream.command_id), _APPEND_FLAGS, 0o600)
+        line = memoryview((json.dumps(chunk, separators=(",", ":")) + "\n").encode())
+        while line:
+            line = line[os.write(stream.file, line) :]
 
-    def _forget(self, command_id):
+    def _close_file(self, stream):
+        if stream.file is not None:
+            os.close(stream.file)
+            stream.file = None
+
+    def _forget(self, stream):
+        self._close_file(stream)
         if self.state_dir:
             with contextlib.suppress(FileNotFoundError):
-                os.remove(self._path(command_id))
+                os.remove(self._path(stream.command_id))
 
     def _recover_file(self, path):
         chunks = []

@@ -16,12 +16,25 @@ role is ``user`` and that is not a tool result). One directive per line:
     The whole text is the words ``w0`` … ``w{N-1}`` separated by single spaces.
 ``slow: N MS``
     The same N deltas, with MS milliseconds between them.
+``big: SIZE [DELTA]``
+    Streams SIZE characters of ``big_text(SIZE)`` (numbered lines of 80
+    characters) in deltas of DELTA characters (default 1024), as fast as
+    possible: answers of many megabytes (``big: 20_000_000``).
+``paced: N RATE``
+    The same N deltas at RATE per second on a fixed schedule (delta i is due
+    i/RATE seconds after the first, however long writing took), each stamped
+    with the wall-clock time it was written: ``w0@T``, `` w1@T`` … where T is
+    microseconds since the epoch. For measuring how long a delta takes to reach
+    a screen.
 ``bash: COMMAND``
     Calls the Bash tool with COMMAND.
 ``write: PATH CONTENT``
     Calls the Write tool. A relative PATH is made absolute with the working
     directory Claude Code reports (``Primary working directory: …``). Lines
     that follow and are not directives continue CONTENT.
+``bigwrite: PATH SIZE``
+    Calls the Write tool with SIZE characters of ``big_text(SIZE)`` as the
+    content: a tool call (and result) of many megabytes.
 ``tool: NAME JSON``
     Calls any tool NAME with the JSON object as its input.
 ``recall``
@@ -36,10 +49,35 @@ Text directives before a tool directive stream as one text block (pieces joined
 by a blank line) in the same answer as the tool call. After the tool's result
 comes back, the next answer starts with a report of that result (its output, or
 its error such as a denied permission) and goes on with the directives that
-follow. A prompt with no directive at all gets a friendly demo answer that says
-what this is, echoes the prompt and lists the directives.
+follow.
+
+A prompt with no directive at all is an ordinary request, which a scripted model
+cannot answer; the first one of a conversation gets the demo tour instead, a short
+scripted run through the real Claude Code, planned anew on each request from the
+tool calls and results that came back since the prompt:
+
+1. It says that this is Tether's demo model, not Claude, and how to connect a
+   real model, then writes ``tether_hello.py`` (``TOUR_FILE``; a name of Tether's
+   own, so a user's ``hello.py`` is never overwritten) with the Write tool. In the
+   default permission mode Claude Code asks first: the page shows a permission prompt.
+2. Once the Write succeeded, it runs ``python3 tether_hello.py`` with the Bash tool.
+3. Then it shows what the program printed and closes with what to try next.
+
+A Write that did not happen (denied, or failed) ends the tour there: it says so,
+and there is no Bash run of a missing file; a Bash run denied or failing is
+reported the same way. Later ordinary prompts of the same conversation get the
+short demo answer instead of the tour again: it says what this is, echoes the
+prompt and lists the directives (a new session shows the tour again). Demo text
+trickles in, ``DEMO_DELAY_S`` a delta, like a real model's.
 
 Side requests that carry no tools (Claude Code's session title) get a short title.
+
+A prompt sent with attachments is one user message of content blocks: images,
+text files (``<attached_file …>`` blocks), then the prompt's text. Those blocks,
+and the ``[Image: source: …]`` notes Claude Code adds after them, are not read as
+prompts. Every request body is recorded (the last ``RECORDED_REQUESTS``), so tests
+can see which model was asked and which content blocks arrived
+(``StandInModel.request_for``, ``prompt_blocks``).
 
 Run ``python -m agent_client.standin --port 8765`` to try it by hand.
 """
@@ -51,7 +89,9 @@ import json
 import logging
 import re
 import threading
+import time
 import uuid
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -66,12 +106,18 @@ SAY_CHUNK = 4  # characters per text delta: small, so streaming is visible
 JSON_CHUNK = 16  # characters per input_json_delta
 DEMO_DELAY_S = 0.01  # demo answers trickle in like a real model's
 FLUSH_BYTES = 64 * 1024  # batch fast streams into large writes
+BIG_DELTA = 1024  # characters per delta of a big: answer
+BIG_LINE = 80  # characters per line of big_text, newline included
 
-_DIRECTIVE = re.compile(r"^(say|deltas|slow|bash|write|tool|fail):(.*)$")
+_DIRECTIVE = re.compile(r"^(say|deltas|slow|paced|big|bash|write|bigwrite|tool|fail):(.*)$")
 _RECALL = re.compile(r"^recall\s*$")
 _CWD = re.compile(r"Primary working directory: ([^\n]+)")
 _REMINDER = "<system-reminder>"
 _INTERRUPTED = "[Request interrupted by user"
+# Text blocks of a user message that are not the user's prompt: Claude Code's reminders,
+# its interruption marker and notes on where it saved an attached image, and attached files.
+_NOT_PROMPTS = (_REMINDER, _INTERRUPTED, "[Image: source:", "<attached_file")
+RECORDED_REQUESTS = 200  # request bodies kept (a conversation with images repeats them in each)
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -85,7 +131,7 @@ ERROR_TYPES = {
 }
 
 DEMO_ANSWER = """\
-Hello! This is **Tether's demo model**, a scripted stand-in for Claude. \
+This is still **Tether's demo model**, a scripted stand-in for Claude. \
 No real model is connected, so I can only echo what you sent:
 
 > {quoted}
@@ -96,13 +142,76 @@ To script an answer, start a line with a directive:
 - `say: TEXT` streams TEXT back
 - `deltas: N` streams N small pieces as fast as possible
 - `slow: N MS` streams N pieces, MS milliseconds apart
+- `big: SIZE` streams SIZE characters of numbered lines, in 1 KB pieces
 - `bash: COMMAND` runs a shell command through the Bash tool
 - `write: PATH CONTENT` writes a file through the Write tool
+- `bigwrite: PATH SIZE` writes SIZE characters of numbered lines to a file
 - `tool: NAME JSON` calls any tool
 - `recall` lists your earlier prompts in this conversation
 - `fail: STATUS` answers with an API error
 
-Set a real `ANTHROPIC_API_KEY` to talk to Claude."""
+The tour ran for this session's first message; a **New session** shows it again. \
+{connect}"""
+
+# How to leave the demo, as README.md and `flask --app wsgi dev` (app/devrun.py) have it.
+CONNECT_A_MODEL = (
+    "To talk to Claude, set `ANTHROPIC_API_KEY` on the agent's machine, or log in to Claude Code "
+    "there, and start `make run` again (an agent you started yourself: without `--demo`)."
+)
+
+# The demo tour (see the module docstring): what it writes, runs and says. Outputs are
+# fenced as plain text, so the page does not guess a language and colour a greeting.
+TOUR_FILE = "tether_hello.py"
+TOUR_GREETING = "Hello from Tether! Claude Code wrote this file and ran it."
+TOUR_PROGRAM = f'print("{TOUR_GREETING}")\n'
+TOUR_RUN = f"python3 {TOUR_FILE}"
+
+TOUR_INTRO = """\
+Hi! This is **Tether's demo model**: a scripted stand-in, not Claude, so it cannot \
+really answer “{asked}”. {connect}
+
+Claude Code itself is real here, so here is a short tour of what Tether shows. \
+First I write `{file}` with Claude Code's **Write** tool: Claude Code asks your \
+permission before it changes a file, so **Allow** it below."""
+
+TOUR_WRITTEN = """\
+`{file}` is written. Now I run it with the **Bash** tool (Claude Code asks before \
+running a command, too)."""
+
+TOUR_RAN = """\
+`{command}` printed:
+
+```text
+{output}
+```"""
+
+TOUR_NOT_WRITTEN = """\
+Claude Code did not write `{file}`:
+
+```text
+{output}
+```
+
+So there is nothing to run, and I skip the Bash step."""
+
+TOUR_NOT_RUN = """\
+`{command}` did not run as planned:
+
+```text
+{output}
+```"""
+
+TOUR_NEXT = """\
+That was the tour. Next, try:
+
+- **Files** and **Changes**: {changed}
+- **Stop**: send `slow: 300 50`, a slow answer, and stop it.
+- **Sessions**: each conversation is kept; **New session** starts another (and this tour again).
+- Directives script an answer: `say: TEXT`, `bash: COMMAND`, `write: PATH CONTENT`. \
+Send another message here for the whole list."""
+
+TOUR_CHANGED = f"`{TOUR_FILE}` is there now."
+TOUR_UNCHANGED = "nothing changed this time."
 
 
 # ---------------------------------------------------------------------------
@@ -113,9 +222,9 @@ Set a real `ANTHROPIC_API_KEY` to talk to Claude."""
 class Step:
     """One directive of a script."""
 
-    kind: str  # say, deltas, bash, write, tool, recall, fail
+    kind: str  # say, deltas, big, bash, write, tool, recall, fail
     text: str = ""  # say text, write content, bash command, error message
-    count: int = 0  # deltas: how many; fail: the HTTP status
+    count: int = 0  # deltas: how many; big: characters; fail: the HTTP status
     delay: float = 0.0  # seconds between deltas
     path: str = ""  # write: the file; tool: the tool name
     data: dict[str, Any] = field(default_factory=dict)  # tool: its input
@@ -127,6 +236,7 @@ class TextPiece:
 
     chunks: Iterable[str]
     delay: float = 0.0
+    stamped: bool = False  # paced: delay is the schedule's interval, each delta ends with @<epoch us>
 
 
 @dataclass
@@ -166,7 +276,9 @@ def plan_reply(body: dict[str, Any]) -> Reply | ErrorReply:
     earlier += same_message
     steps = parse_script(prompt)
     if steps is None:
-        return Reply([TextPiece(_chunks(_demo_text(prompt)), DEMO_DELAY_S)])
+        if any(parse_script(text) is None for text in earlier):
+            return Reply([_demo_piece(_demo_text(prompt))])
+        return _tour_reply(prompt, _tool_exchanges(messages, at), _working_dir(body))
     done = _tool_calls_since(messages, at)
     segments = _segments(steps)
     if done >= len(segments):
@@ -208,11 +320,22 @@ def _parse_directive(kind: str, arg: str) -> Step:
         if kind == "slow":
             count, ms = arg.split()
             return Step("deltas", count=_natural(count), delay=_natural(ms) / 1000)
+        if kind == "big":
+            size, _, delta = arg.partition(" ")
+            return Step("big", count=_natural(size), data={"delta": _positive(delta or str(BIG_DELTA))})
+        if kind == "paced":
+            count, rate = arg.split()
+            if float(rate) <= 0:
+                raise ValueError("the rate must be above 0")
+            return Step("paced", count=_natural(count), delay=1 / float(rate))
         if kind == "bash":
             return Step("bash", text=_nonempty(arg))
         if kind == "write":
             path, _, content = arg.partition(" ")
             return Step("write", path=_nonempty(path), text=content)
+        if kind == "bigwrite":
+            path, size = arg.split()
+            return Step("write", path=path, text=big_text(_natural(size)))
         if kind == "tool":
             name, _, raw = arg.partition(" ")
             data = json.loads(raw or "{}")
@@ -231,6 +354,13 @@ def _natural(text: str) -> int:
     value = int(text)
     if value < 0:
         raise ValueError("a number of 0 or more is needed")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("a number of 1 or more is needed")
     return value
 
 
@@ -261,6 +391,10 @@ def _build_reply(
             pieces.append(_text(step.text))
         elif step.kind == "deltas":
             pieces.append(TextPiece(_words(step.count), step.delay))
+        elif step.kind == "big":
+            pieces.append(TextPiece(_big_chunks(step.count, step.data["delta"])))
+        elif step.kind == "paced":
+            pieces.append(TextPiece(_words(step.count), step.delay, stamped=True))
         elif step.kind == "recall":
             pieces.append(_text(_recall_text(earlier)))
         else:
@@ -306,6 +440,23 @@ def _words(count: int) -> Iterator[str]:
         yield f"w{i}" if i == 0 else f" w{i}"
 
 
+def big_text(size: int) -> str:
+    """The text of ``big: SIZE``: numbered lines of BIG_LINE characters, cut to SIZE.
+
+    Each line says where it is, so a lost, doubled or reordered piece shows.
+    """
+    filler = "abcdefghijklmnopqrstuvwxyz" * 4
+    lines = (size + BIG_LINE - 1) // BIG_LINE
+    body = "".join(f"{n:09d} {filler[: BIG_LINE - 11]}\n" for n in range(lines))
+    return body[:size]
+
+
+def _big_chunks(size: int, delta: int) -> Iterator[str]:
+    text = big_text(size)
+    for start in range(0, size, delta):
+        yield text[start : start + delta]
+
+
 # --- reading the conversation ---------------------------------------------
 
 
@@ -330,9 +481,7 @@ def _prompt_texts(message: dict[str, Any]) -> list[str]:
     if message.get("role") != "user":
         return []
     texts = (block.get("text") or "" for block in _blocks(message) if block.get("type") == "text")
-    return [
-        text for text in texts if text.strip() and not text.lstrip().startswith((_REMINDER, _INTERRUPTED))
-    ]
+    return [text for text in texts if text.strip() and not text.lstrip().startswith(_NOT_PROMPTS)]
 
 
 def _prompt_index(messages: list[dict[str, Any]]) -> int | None:
@@ -341,6 +490,13 @@ def _prompt_index(messages: list[dict[str, Any]]) -> int | None:
         if _prompt_texts(messages[index]):
             return index
     return None
+
+
+def prompt_blocks(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The content blocks of the user message that holds a request's prompt (with its attachments)."""
+    messages = body.get("messages") or []
+    at = _prompt_index(messages)
+    return [] if at is None else _blocks(messages[at])
 
 
 def _tool_calls_since(messages: list[dict[str, Any]], start: int) -> int:
@@ -409,7 +565,75 @@ def _all_texts(body: dict[str, Any]) -> Iterator[str]:
 
 def _demo_text(prompt: str) -> str:
     quoted = "\n> ".join(prompt.strip().splitlines()) or "(an empty prompt)"
-    return DEMO_ANSWER.format(quoted=quoted)
+    return DEMO_ANSWER.format(quoted=quoted, connect=CONNECT_A_MODEL)
+
+
+def _demo_piece(text: str) -> TextPiece:
+    """Demo text trickles in like a real model's."""
+    return TextPiece(_chunks(text), DEMO_DELAY_S)
+
+
+# --- the demo tour ---------------------------------------------------------
+
+
+@dataclass
+class ToolExchange:
+    """A tool call of this answer's turn and the result that came back for it."""
+
+    name: str
+    result: dict[str, Any] | None  # the tool_result block; None if none came back
+
+    @property
+    def succeeded(self) -> bool:
+        return self.result is not None and not self.result.get("is_error")
+
+    @property
+    def output(self) -> str:
+        content = None if self.result is None else self.result.get("content")
+        return _result_text(content).strip() or "(no output)"
+
+
+def _tool_exchanges(messages: list[dict[str, Any]], start: int) -> list[ToolExchange]:
+    """The tool calls made since the prompt, in order, each with its result."""
+    results = {
+        block.get("tool_use_id"): block
+        for message in messages[start:]
+        if message.get("role") == "user"
+        for block in _blocks(message)
+        if block.get("type") == "tool_result"
+    }
+    return [
+        ToolExchange(str(block.get("name")), results.get(block.get("id")))
+        for message in messages[start + 1 :]
+        if message.get("role") == "assistant"
+        for block in _blocks(message)
+        if block.get("type") == "tool_use"
+    ]
+
+
+def _tour_reply(prompt: str, done: list[ToolExchange], cwd: str | None) -> Reply:
+    """The tour's next answer, from the tool calls made so far and their results."""
+    if not done:
+        intro = TOUR_INTRO.format(asked=_first_line(prompt), connect=CONNECT_A_MODEL, file=TOUR_FILE)
+        return Reply([_demo_piece(intro)], _tool_call(Step("write", path=TOUR_FILE, text=TOUR_PROGRAM), cwd))
+    last = done[-1]
+    if last.name == "Write" and last.succeeded and len(done) == 1:
+        run = ToolCall("Bash", {"command": TOUR_RUN, "description": "Run the demo's hello script"})
+        return Reply([_demo_piece(TOUR_WRITTEN.format(file=TOUR_FILE))], run)
+    written = done[0].name == "Write" and done[0].succeeded
+    if not written:
+        report = TOUR_NOT_WRITTEN.format(file=TOUR_FILE, output=done[0].output)
+    elif last.succeeded:
+        report = TOUR_RAN.format(command=TOUR_RUN, output=last.output)
+    else:
+        report = TOUR_NOT_RUN.format(command=TOUR_RUN, output=last.output)
+    changed = TOUR_CHANGED if written else TOUR_UNCHANGED
+    return Reply([_demo_piece(report + "\n\n" + TOUR_NEXT.format(changed=changed))])
+
+
+def _first_line(prompt: str, limit: int = 60) -> str:
+    line = prompt.strip().splitlines()[0] if prompt.strip() else "your message"
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _title_reply(body: dict[str, Any], messages: list[dict[str, Any]]) -> Reply:
@@ -514,23 +738,32 @@ def _stream_text(out: _EventWriter, index: int, pieces: list[TextPiece], stoppin
     )
     count = 0
     for piece in pieces:
-        for chunk in piece.chunks:
+        started = time.monotonic()
+        for number, chunk in enumerate(piece.chunks):
+            if piece.stamped:
+                out.flush()
+                due = started + number * piece.delay
+                if stopping.wait(max(0.0, due - time.monotonic())):
+                    raise ConnectionAbortedError("stand-in stopping")
+                chunk = f"{chunk}@{time.time_ns() // 1000}"
+                # Written now, not held until the next slot: the stamp is when it left.
+                out.event("content_block_delta", _text_delta(index, chunk))
+                out.flush()
+                count += 1
+                continue
             if piece.delay:
                 out.flush()
                 # Waiting on the stop event lets stop() end a slow stream at once.
                 if stopping.wait(piece.delay):
                     raise ConnectionAbortedError("stand-in stopping")
-            out.event(
-                "content_block_delta",
-                {
-                    "type": "content_block_delta",
-                    "index": index,
-                    "delta": {"type": "text_delta", "text": chunk},
-                },
-            )
+            out.event("content_block_delta", _text_delta(index, chunk))
             count += 1
     out.event("content_block_stop", {"type": "content_block_stop", "index": index})
     return count
+
+
+def _text_delta(index: int, text: str) -> dict[str, Any]:
+    return {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}}
 
 
 def _stream_tool(out: _EventWriter, index: int, tool: ToolCall) -> None:
@@ -540,8 +773,9 @@ def _stream_tool(out: _EventWriter, index: int, tool: ToolCall) -> None:
         {"type": "content_block_start", "index": index, "content_block": {**block, "input": {}}},
     )
     raw = json.dumps(tool.input)
-    for start in range(0, len(raw), JSON_CHUNK):
-        delta = {"type": "input_json_delta", "partial_json": raw[start : start + JSON_CHUNK]}
+    step = JSON_CHUNK if len(raw) <= FLUSH_BYTES else BIG_DELTA  # megabytes in 16-byte pieces take long
+    for start in range(0, len(raw), step):
+        delta = {"type": "input_json_delta", "partial_json": raw[start : start + step]}
         out.event(
             "content_block_delta",
             {"type": "content_block_delta", "index": index, "delta": delta},
@@ -625,12 +859,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         out = _EventWriter(self.wfile)
+        owner = self.server.owner
+        owner._count_stream(+1)
         try:
             stream_reply(out, reply, body.get("model") or DEFAULT_MODEL, self.server.stopping)
             out.close()
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             # The client went away (an interrupt) or the server is stopping.
             self.close_connection = True
+        finally:
+            owner._count_stream(-1)
 
     def _send_json(self, status: int, data: dict[str, Any], headers: dict | None = None) -> None:
         raw = json.dumps(data).encode()
@@ -673,14 +911,17 @@ class _Server(ThreadingHTTPServer):
 class StandInModel:
     """The stand-in server: ``start()`` it, point ``ANTHROPIC_BASE_URL`` at ``url``.
 
-    ``requests`` holds every ``/v1/messages`` request body received, in order.
-    Usable as a context manager.
+    ``requests`` holds the last ``RECORDED_REQUESTS`` ``/v1/messages`` request
+    bodies received, in order (``recorded()`` copies them safely while requests
+    arrive); ``streaming`` counts the answers being streamed right now. Usable as
+    a context manager.
     """
 
     def __init__(self, port: int = 0) -> None:
         """Prepare a server on 127.0.0.1; port 0 picks a free port at start()."""
         self.port = port
-        self.requests: list[dict[str, Any]] = []
+        self.requests: deque[dict[str, Any]] = deque(maxlen=RECORDED_REQUESTS)
+        self._streaming = 0
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -722,9 +963,37 @@ class StandInModel:
             self._thread.join(timeout=5)
             self._thread = None
 
+    @property
+    def streaming(self) -> int:
+        """How many answers are being streamed now (a client that went away ends its own)."""
+        with self._lock:
+            return self._streaming
+
+    def recorded(self) -> list[dict[str, Any]]:
+        """The recorded request bodies, oldest first."""
+        with self._lock:
+            return list(self.requests)
+
+    def request_for(self, text: str) -> dict[str, Any] | None:
+        """The latest main request (one with tools) whose prompt contains `text`, or None.
+
+        Its ``model`` is the model Claude Code asked for; ``prompt_blocks(body)``
+        gives the prompt's content blocks (attachments first, the prompt's text last).
+        """
+        for body in reversed(self.recorded()):
+            messages = body.get("messages") or []
+            at = _prompt_index(messages)
+            if body.get("tools") and at is not None and any(text in p for p in _prompt_texts(messages[at])):
+                return body
+        return None
+
     def _record(self, body: dict[str, Any]) -> None:
         with self._lock:
             self.requests.append(body)
+
+    def _count_stream(self, step: int) -> None:
+        with self._lock:
+            self._streaming += step
 
     def __enter__(self) -> StandInModel:
         self.start()

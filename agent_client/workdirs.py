@@ -18,11 +18,27 @@ def normalise_roots(roots):
     return resolved
 
 
+def within(real, base):
+    """Whether real path `real` is `base` or lies under it (both resolved already)."""
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+
+
 def resolve_workdir(path, roots):
     """The real path of `path` if it lies under one of `roots`; refused otherwise.
 
     The check uses the real path, so a symlink inside a root that points
     elsewhere is refused as well.
+    """
+    real, _ = confine(path, roots)
+    if not os.path.isdir(real):
+        raise WorkdirRefused(f"{path} is not a directory on this machine")
+    return real
+
+
+def confine(path, roots):
+    """(real path of `path`, the root it lies under); WorkdirRefused if it lies under none.
+
+    `path` need not exist.
     """
     expanded = os.path.expanduser(path)
     # A relative path would be taken from wherever the agent was started.
@@ -32,8 +48,7 @@ def resolve_workdir(path, roots):
         real = os.path.realpath(expanded)
     except (ValueError, OSError) as error:  # a NUL byte, a symlink loop
         raise WorkdirRefused(f"{path} cannot be resolved: {error}") from None
-    if not any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots):
+    root = next((root for root in roots if within(real, root)), None)
+    if root is None:
         raise WorkdirRefused(f"{path} is outside this agent's --root directories")
-    if not os.path.isdir(real):
-        raise WorkdirRefused(f"{path} is not a directory on this machine")
-    return real
+    return real, root
