@@ -6,15 +6,25 @@ Fixtures:
     standin      the StandInModel, started once per test run on 127.0.0.1
     claude_env   environment variables that point Claude Code at the stand-in
                  (shared by the whole run: copy it before changing it)
+    sink         a RecordingSink
+    make_manager builds SessionManagers on claude_env and that sink, closed after the test;
+                 the tests using it run Claude Code, so they are marked integration
+    manager      one such SessionManager
 
 Helpers:
     RecordingSink   a thread-safe Sink that records everything, with wait helpers
     make_claude_env build such an environment for any URL and config directory
-    claude_children the pids of the Claude Code processes this process started
+    claude_children the pids of the Claude Code processes this process (or another) started
+    running         whether a process exists and is not a zombie
+    make_request    a RunRequest with a fresh command id
+    run             run a command to its end, return its finish error
+
+A condition that no sink call announces (a process ending) is polled with tests.harness.wait_until.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -25,9 +35,12 @@ from typing import Any
 
 import pytest
 
+from agent_client.claude_runner import RunRequest, SessionManager
 from agent_client.standin import StandInModel
+from tests.lanes import starts
 
 WAIT_S = 60.0  # generous: a CLI start takes about a second, more on a busy CI machine
+_ids = itertools.count(1)
 
 
 def make_claude_env(base_url: str, config_dir: str | os.PathLike[str]) -> dict[str, str]:
@@ -55,8 +68,9 @@ def claude_env(standin, tmp_path_factory) -> dict[str, str]:
     return make_claude_env(standin.url, tmp_path_factory.mktemp("claude-config"))
 
 
-def claude_children() -> list[int]:
-    """Pids of the Claude Code processes that are children of this process."""
+def claude_children(parent: int | None = None) -> list[int]:
+    """Pids of the Claude Code processes that are children of `parent` (default: this process)."""
+    parent = os.getpid() if parent is None else parent
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -68,9 +82,57 @@ def claude_children() -> list[int]:
         # The command name sits in parentheses and may contain spaces.
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        if name == "claude" and fields[0] != "Z" and int(fields[1]) == os.getpid():
+        if name == "claude" and fields[0] != "Z" and int(fields[1]) == parent:
             pids.append(int(entry.name))
     return pids
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie (a re-parented zombie waits for a reaper)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+@pytest.fixture
+def sink():
+    return RecordingSink()
+
+
+@pytest.fixture
+@starts("integration")
+def make_manager(sink, claude_env):
+    """Build SessionManagers that are closed after the test."""
+    managers = []
+
+    def make(**options) -> SessionManager:
+        options.setdefault("env", claude_env)
+        manager = SessionManager(options.pop("sink", sink), **options)
+        managers.append(manager)
+        return manager
+
+    yield make
+    for manager in managers:
+        manager.close()
+
+
+@pytest.fixture
+def manager(make_manager):
+    return make_manager()
+
+
+def make_request(cwd: str | os.PathLike[str], prompt: str, session_id: str = "s1", **fields) -> RunRequest:
+    return RunRequest(
+        session_id=session_id, command_id=f"c{next(_ids)}", prompt=prompt, cwd=os.fspath(cwd), **fields
+    )
+
+
+def run(manager: SessionManager, sink: RecordingSink, request: RunRequest, timeout: float = WAIT_S):
+    """Run a command to its end; returns the finish error."""
+    manager.run(request)
+    return sink.wait_finish(request.command_id, timeout)
 
 
 @dataclass

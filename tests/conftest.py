@@ -1,74 +1,62 @@
 """Fixtures: the app on a fresh database (SQLite, or PostgreSQL with TETHER_TEST_DB=postgresql),
-and a live system of real processes for integration tests."""
+and a live system of real processes for integration tests.
 
-import contextlib
+A fixture that starts processes is declared with `@starts(...)` (tests/lanes.py): every test
+that uses it is marked integration or browser, and so kept out of `make test-fast`.
+"""
+
+import functools
 import os
-import uuid
 from dataclasses import dataclass
 
-import psycopg
 import pytest
+from werkzeug.security import generate_password_hash
 
-from app import create_app, db
-from app.accounts import create_agent, create_project, create_user
-from app.sockets import stop_background_work
-from config import TestingConfig, sqlalchemy_url
-from tests.harness import AgentProcess, ServerProcess, WebClient
+from app import current_services, db
+from app.accounts import create_agent, create_project
+from app.models import ChatSession, Chunk, Command, User
+from tests.databases import Databases
+from tests.harness import ASYNC_MODE, AgentProcess, ServerProcess, WebClient
+from tests.lanes import starts
+from tests.sockets import Sockets, app_with
 
-pytest_plugins = ["tests.claude_fixtures"]
+pytest_plugins = ["tests.lanes", "tests.claude_fixtures", "tests.push_service", "pytester"]
 
-PG_ADMIN_URL = os.environ.get("TETHER_TEST_PG_ADMIN", "postgresql://127.0.0.1:5432/test")
 PASSWORD = "correct horse battery"
 
 
-@contextlib.contextmanager
-def fresh_postgresql_database():
-    """A new PostgreSQL database on the local server, dropped afterwards."""
-    name = f"tether_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory):
+    """Fresh databases, copied from a schema migrated once per session (tests/databases.py)."""
+    made = Databases(str(tmp_path_factory.mktemp("databases")))
+    yield made
+    made.close()
 
 
 @pytest.fixture
-def database_url(tmp_path):
-    """A fresh, empty database for one test."""
-    if os.environ.get("TETHER_TEST_DB") != "postgresql":
-        yield f"sqlite:///{tmp_path / 'tether.sqlite3'}"
-        return
-    with fresh_postgresql_database() as url:
+def database_url(databases, tmp_path):
+    """A fresh database for one test, with the current schema in it."""
+    with databases.fresh(str(tmp_path)) as url:
         yield url
 
 
 @pytest.fixture
-def postgresql_url():
-    """Always PostgreSQL: for tests of several server processes sharing one database."""
-    with fresh_postgresql_database() as url:
+def empty_database_url(databases, tmp_path):
+    """A fresh database without a single table: for tests of creating the schema."""
+    with databases.fresh(str(tmp_path), schema=False) as url:
         yield url
 
 
-@contextlib.contextmanager
-def app_on(database_url):
-    """The app (TestingConfig) on a given database; tables created on start."""
-
-    class Config(TestingConfig):
-        SQLALCHEMY_DATABASE_URI = sqlalchemy_url(database_url)
-
-    app = create_app(Config)
-    yield app
-    stop_background_work(app)
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+@pytest.fixture
+def postgresql_url(databases, tmp_path):
+    """Always PostgreSQL, empty: for tests of several server processes sharing one database."""
+    with databases.fresh(str(tmp_path), schema=False, postgresql=True) as url:
+        yield url
 
 
 @pytest.fixture
 def app(database_url):
-    with app_on(database_url) as app:
+    with app_with(database_url, AUTO_MIGRATE=False) as app:  # the schema is in place already
         yield app
 
 
@@ -80,6 +68,22 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def other(app, tmp_path):
+    """A second user, bob, with an agent and a project of his own."""
+    path = tmp_path / "bob"
+    path.mkdir()
+    return make_seed(app, str(path), username="bob", agent_name="bobs-laptop")
+
+
+@pytest.fixture
+def sockets(app):
+    """In-process browser and agent sockets (tests/sockets.py), closed afterwards."""
+    opened = Sockets(app)
+    yield opened
+    opened.close()
 
 
 @dataclass
@@ -94,13 +98,61 @@ class Seed:
     project_path: str
 
 
+# The seeded users' password hash: scrypt as the app stores it, at 1/32 of the work factor
+# werkzeug uses (n=2**10, not 2**15). Logging in checks it through the app's own code in
+# ~3 ms instead of ~100 ms of CPU, and nearly every test seeds a user and logs in.
+# Users made through the app (create_user, the pages, `flask users`) get the full strength:
+# tests/test_auth.py checks that.
+SEED_HASH_METHOD = "scrypt:1024:8:1"
+
+
+@functools.cache
+def password_hash():
+    return generate_password_hash(PASSWORD, method=SEED_HASH_METHOD)
+
+
+def make_user(username):
+    """A user signing in with PASSWORD, hashed as the seeded ones are (SEED_HASH_METHOD: a
+    full-strength hash costs ~0.1 s to make and again at each login); inside an app context."""
+    user = User(username=username, password_hash=password_hash())
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
 def make_seed(app, workdir, username="alice", agent_name="laptop"):
-    """A user with one agent and one project in `workdir`."""
+    """A user with one agent and one project in `workdir` (the user's hash: SEED_HASH_METHOD)."""
     with app.app_context():
-        user = create_user(username, PASSWORD)
+        user = make_user(username)
         agent, token = create_agent(user, agent_name)
         project = create_project(user, agent, f"{username}-project", workdir)
         return Seed(username, PASSWORD, user.id, agent.id, agent_name, token, project.id, workdir)
+
+
+def make_command(app, seed, state="running", chunks=0):
+    """A command in a new session of `seed`'s project, with `chunks` results: (session id, command id)."""
+    with app.app_context():
+        session = ChatSession(project_id=seed.project_id, title="t", last_seq=chunks)
+        db.session.add(session)
+        db.session.flush()
+        command = Command(
+            session_id=session.id,
+            user_id=seed.user_id,
+            agent_id=seed.agent_id,
+            text="x",
+            working_directory=seed.project_path,
+            state=state,
+            last_agent_seq=chunks,
+        )
+        db.session.add(command)
+        db.session.flush()
+        for seq in range(1, chunks + 1):
+            status = "complete" if seq == chunks and state == "done" else "streaming"
+            chunk = Chunk(session_id=session.id, seq=seq, command_id=command.id, status=status)
+            chunk.response = f"<{seq}>"
+            db.session.add(chunk)
+        db.session.commit()
+        return session.id, command.id
 
 
 @pytest.fixture
@@ -112,6 +164,7 @@ class LiveSystem:
     """The real server process, plus agents and web clients started on demand."""
 
     def __init__(self, app, database_url, workdir, claude_env, server_env=None):
+        stop_in_process_jobs(app)
         self.app = app
         self.database_url = database_url
         self.workdir = workdir
@@ -176,18 +229,57 @@ class LiveSystem:
             process.stop()
 
 
+def stop_in_process_jobs(app):
+    """A test that starts a real server keeps its in-process app only to seed and read the
+    database they share: the app's own periodic jobs must not act on it. Its presence sweep
+    marked the server's agents offline (telling nobody: it has no sockets) whenever the
+    server's own sweep ran late on a loaded machine."""
+    current_services(app).scheduler.stop()
+
+
 @pytest.fixture
-def live(app, database_url, tmp_path, claude_env):
-    system = LiveSystem(app, database_url, str(tmp_path), claude_env).start()
-    yield system
-    system.close()
+@starts("integration")
+def server_with(request, database_url, tmp_path):
+    """`server_with(**env)`: start the real server (`python wsgi.py`) with extra TETHER_* settings.
+
+    Keywords: `async_mode` (default TETHER_ASYNC_MODE), `database_url` (default the test's).
+    Each server is stopped after the test.
+    """
+    started = []
+
+    def start(async_mode=ASYNC_MODE, database_url=database_url, **env):
+        if "app" in request.fixturenames:
+            stop_in_process_jobs(request.getfixturevalue("app"))
+        server = ServerProcess(database_url, str(tmp_path), async_mode=async_mode, extra_env=env)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in reversed(started):
+        server.stop()
 
 
-def pytest_collection_modifyitems(items):
-    """Mark tests by folder: tests/integration -> integration, tests/browser -> browser."""
-    for item in items:
-        parts = item.path.parts
-        if "integration" in parts:
-            item.add_marker(pytest.mark.integration)
-        if "browser" in parts:
-            item.add_marker(pytest.mark.browser)
+@pytest.fixture
+def server(app, server_with):
+    """The real server on the test's database (after `app`, which seeds through it)."""
+    return server_with()
+
+
+@pytest.fixture
+@starts("integration")
+def live_with(app, database_url, tmp_path, claude_env):
+    """`live_with(**server_env)`: the live system with extra TETHER_* settings for its server."""
+    systems = []
+
+    def start(**server_env):
+        systems.append(LiveSystem(app, database_url, str(tmp_path), claude_env, server_env).start())
+        return systems[-1]
+
+    yield start
+    for system in systems:
+        system.close()
+
+
+@pytest.fixture
+def live(live_with):
+    return live_with()

@@ -91,7 +91,8 @@ class ServerProcess(Process):
             TETHER_INSTANCE_PATH=os.path.join(workdir, "instance"),
             TETHER_PRESENCE_INTERVAL="0.5",
             TETHER_PRESENCE_TIMEOUT="3",
-            TETHER_AGENT_LOST_GRACE="3",
+            # Longer than a server restart takes on a busy machine; tests of a lost agent set less.
+            TETHER_AGENT_LOST_GRACE="10",
         )
         env.update(extra_env or {})
         log = os.path.join(workdir, f"server-{self.port}.log")
@@ -153,9 +154,16 @@ class WebClient:
         self.cond = threading.Condition()
         self.following = {}  # session id -> highest seq received
         self.connects = 0
-        for name in ("command_result", "permission_request", "agent_status", "permission_resolved"):
+        for name in (
+            "command_result",
+            "permission_request",
+            "agent_status",
+            "permission_resolved",
+            "command_state",
+        ):
             self.sio.on(name, self._recorder(name), namespace="/web")
         self.sio.on("connect", self._resubscribe, namespace="/web")
+        self.sio.on("disconnect", self._come_back_if_cut_off, namespace="/web")
 
     def login(self, username, password):
         page = self.http.get(self.url + "/login")
@@ -179,6 +187,22 @@ class WebClient:
     def drop_connection(self):
         """Cut the socket under the client, like a lost network: it reconnects by itself."""
         self.sio.eio.ws.sock.shutdown(socket.SHUT_RDWR)
+
+    def _come_back_if_cut_off(self, reason=None):
+        """Like the page (static/js/lib/connection.js): a socket the server cut off (a slow
+        reader) comes back a second later and resubscribes. The client library reconnects by
+        itself only after a lost transport; a test that sets `sio.reconnection = False` stays cut."""
+        if reason == self.sio.reason.SERVER_DISCONNECT and self.sio.reconnection:
+            self.sio.start_background_task(self._reconnect_soon)
+
+    def _reconnect_soon(self, attempts=10):
+        for _ in range(attempts):
+            time.sleep(1)
+            try:
+                self.connect()
+                return
+            except socketio.exceptions.ConnectionError:
+                pass  # still closing, or refused (signed out): try again, then leave it cut
 
     def follow(self, session_id, after_seq=0):
         """Subscribe like the page does: keep the last seq, resubscribe after reconnects."""
@@ -243,18 +267,31 @@ class WebClient:
             results = [r for r in self.results if r["sessionId"] == session_id]
         return sorted(results, key=lambda r: r["seq"])
 
-    def wait_final(self, command_id, timeout=60):
-        """Wait for a command's complete or error result; returns that result."""
+    def session_results_of(self, command_id):
+        """One command's results by seq."""
+        with self.cond:
+            results = [r for r in self.results if r["commandId"] == command_id]
+        return sorted(results, key=lambda r: r["seq"])
+
+    def wait_final(self, command_id, timeout=60, past_agent_lost=False):
+        """Wait for a command's complete or error result; returns that result.
+
+        `past_agent_lost`: a command given up as agent_lost reopens when its agent comes back
+        with the rest (docs/protocol.md); wait for the final result after that instead.
+        """
 
         def final():
             with self.cond:
                 results = [r for r in self.results if r["commandId"] == command_id]
-            last = next((r for r in results if r["status"] != "streaming"), None)
+            finals = sorted((r for r in results if r["status"] != "streaming"), key=lambda r: r["seq"])
+            if past_agent_lost:
+                finals = [r for r in finals if (r.get("error") or {}).get("code") != "agent_lost"]
+            last = finals[-1] if finals else None
             if last is None:
                 return None
             # Handlers run in threads of their own (see session_results): wait until every
             # result before the last one is recorded too. A command's seqs are contiguous.
-            seqs = sorted(r["seq"] for r in results)
+            seqs = sorted(r["seq"] for r in results if r["seq"] <= last["seq"])
             return last if seqs == list(range(seqs[0], last["seq"] + 1)) else None
 
         return wait_until(final, timeout, f"the end of command {command_id}")
@@ -273,6 +310,16 @@ class WebClient:
             return states and states[-1] == online
 
         return wait_until(seen, timeout, f"agent {agent_id} {'online' if online else 'offline'}")
+
+
+def events_of(browser, command_id, kind):
+    """The structured Claude Code events of one kind (tool_use, system, result...) of a command."""
+    with browser.cond:
+        return [
+            r["event"]
+            for r in browser.results
+            if r["commandId"] == command_id and r.get("event", {}).get("type") == kind
+        ]
 
 
 def assert_gapless(results):

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from app import create_app, db
-from app.accounts import create_agent, rotate_token
+from app.accounts import create_agent, create_user, rotate_token, set_password
 from app.models import User
 from config import TestingConfig
 
@@ -266,6 +266,18 @@ def test_database_holds_neither_the_password_nor_an_agent_token(app, client, see
         assert secret.encode() not in stored
     with app.app_context():
         assert db.session.get(User, seed.user_id).password_hash.startswith("scrypt:")
+
+
+def test_users_made_by_the_app_get_full_strength_scrypt(app, client):
+    """The seeded users of the other tests carry a cheaper hash (tests/conftest.py SEED_HASH_METHOD)."""
+    with app.app_context():
+        stored = create_user("carol", "a long enough password").password_hash
+        set_password("carol", "another long password")
+        changed = db.session.scalar(db.select(User).filter_by(username="carol")).password_hash
+
+    for hashed in (stored, changed):
+        assert hashed.startswith("scrypt:32768:8:1$"), hashed  # werkzeug's default work factor
+    assert log_in(client, "carol", "another long password").status_code == 302
 
 
 # -- security headers -------------------------------------------------------------------

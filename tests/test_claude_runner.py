@@ -2,66 +2,17 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import stat
-import time
-from pathlib import Path
 
 import pytest
 
-from agent_client.claude_runner import RunRequest, SessionBusy, SessionManager
-from tests.claude_fixtures import WAIT_S, RecordingSink, claude_children
+from agent_client.claude_runner import SessionBusy
+from tests.claude_fixtures import WAIT_S, claude_children, make_request, run
+from tests.harness import wait_until
 
-_ids = itertools.count(1)
-
-
-@pytest.fixture
-def sink():
-    return RecordingSink()
-
-
-@pytest.fixture
-def make_manager(sink, claude_env):
-    """Build SessionManagers that are closed after the test."""
-    managers = []
-
-    def make(**options) -> SessionManager:
-        options.setdefault("env", claude_env)
-        manager = SessionManager(options.pop("sink", sink), **options)
-        managers.append(manager)
-        return manager
-
-    yield make
-    for manager in managers:
-        manager.close()
-
-
-@pytest.fixture
-def manager(make_manager):
-    return make_manager()
-
-
-def make_request(cwd: Path, prompt: str, session_id: str = "s1", **fields) -> RunRequest:
-    return RunRequest(
-        session_id=session_id, command_id=f"c{next(_ids)}", prompt=prompt, cwd=str(cwd), **fields
-    )
-
-
-def run(manager: SessionManager, sink: RecordingSink, request: RunRequest) -> dict | None:
-    """Run a command to its end; returns the finish error."""
-    manager.run(request)
-    return sink.wait_finish(request.command_id)
-
-
-def wait_until(condition, what: str, timeout: float = WAIT_S) -> None:
-    """Poll a condition that no sink call announces (a process ending, a thread retiring)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
+pytestmark = pytest.mark.integration  # every test here runs the real Claude Code CLI
 
 # --- text and events ------------------------------------------------------------------
 
@@ -252,8 +203,8 @@ def test_idle_timeout_closes_the_client_and_the_next_turn_resumes(make_manager, 
     manager = make_manager(idle_timeout=1.0)
     first = make_request(tmp_path, "say: before the nap")
     assert run(manager, sink, first) is None
-    wait_until(lambda: not manager.live_sessions(), "the idle session to close")
-    wait_until(lambda: not claude_children(), "Claude Code to exit")
+    wait_until(lambda: not manager.live_sessions(), WAIT_S, "the idle session to close")
+    wait_until(lambda: not claude_children(), WAIT_S, "Claude Code to exit")
 
     second = make_request(tmp_path, "recall")
     assert run(manager, sink, second) is None
@@ -373,7 +324,7 @@ def test_cli_that_died_while_idle_is_restarted_for_the_next_turn(manager, sink, 
     assert run(manager, sink, first) is None
     (pid,) = claude_children()
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: pid not in claude_children(), "the killed CLI to be gone")
+    wait_until(lambda: pid not in claude_children(), WAIT_S, "the killed CLI to be gone")
 
     after = make_request(tmp_path, "recall")
     assert run(manager, sink, after) is None

@@ -13,7 +13,7 @@ from app.models import Agent, Project, User, hash_token
 from app.sockets.agent import _authenticate
 from protocol import PROTOCOL_VERSION
 from tests.conftest import PASSWORD
-from tests.harness import ROOT, ServerProcess, wait_until
+from tests.harness import ROOT, wait_until
 
 FLASK = os.path.join(os.path.dirname(sys.executable), "flask")
 
@@ -335,6 +335,7 @@ def run_flask(database_url, instance, *args):
     )
 
 
+@pytest.mark.integration
 def test_admin_commands_work_as_real_processes(app, database_url, tmp_path, client):
     instance = tmp_path / "instance"
 
@@ -356,6 +357,7 @@ def test_admin_commands_work_as_real_processes(app, database_url, tmp_path, clie
     assert client.get(f"/projects/{project_id}").status_code == 200
 
 
+@pytest.mark.integration
 def test_admin_command_failure_as_a_real_process_is_one_line_on_stderr(app, database_url, tmp_path):
     instance = tmp_path / "instance"
     done = run_flask(database_url, instance, "users", "create", "carol", "--password", "short")
@@ -371,14 +373,6 @@ def test_admin_command_failure_as_a_real_process_is_one_line_on_stderr(app, data
 # -- a connected agent and the commands ------------------------------------------------
 
 
-@pytest.fixture
-def running_server(app, database_url, tmp_path):
-    """The real server on the test database (its tables made by the `app` fixture)."""
-    server = ServerProcess(database_url, str(tmp_path)).start()
-    yield server
-    server.stop()
-
-
 def make_agent_connection(url, token):
     """A bare Socket.IO client logged in on /agent with `token`, not reconnecting."""
     client = socketio.Client(reconnection=False)
@@ -387,12 +381,11 @@ def make_agent_connection(url, token):
     return client
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize("command", ["revoke", "rotate"])
 def test_revoking_or_rotating_from_the_command_line_cuts_a_connected_agent_off(
-    running_server, seed, database_url, tmp_path, command
+    server, seed, database_url, tmp_path, command
 ):
-    connection = make_agent_connection(running_server.url, seed.token)
+    connection = make_agent_connection(server.url, seed.token)
     try:
         assert connection.connected
         done = run_flask(

@@ -48,14 +48,19 @@ def make_config_module(monkeypatch, **values):
 
 
 def make_app(url, **settings):
-    """An app on `url` built from the development Config with `settings` on top."""
-    return create_app(type("CustomConfig", (Config,), {"SQLALCHEMY_DATABASE_URI": url, **settings}))
+    """An app on `url` built from the development Config with `settings` on top.
+
+    Its background services stay stopped: these tests look at what create_app builds, and
+    a scheduler left running would act on the test's database after the test, until the
+    process ends (and fail loudly once the database is dropped)."""
+    settings = {"SQLALCHEMY_DATABASE_URI": url, "SERVICES_AUTOSTART": False, **settings}
+    return create_app(type("CustomConfig", (Config,), settings))
 
 
 @pytest.fixture
-def app_url(database_url, monkeypatch):
-    """The test database's URL as the app would use it (plain postgresql:// -> psycopg 3)."""
-    monkeypatch.setenv("TETHER_DATABASE_URL", database_url)
+def app_url(empty_database_url, monkeypatch):
+    """An empty test database's URL as the app would use it (plain postgresql:// -> psycopg 3)."""
+    monkeypatch.setenv("TETHER_DATABASE_URL", empty_database_url)
     return config._database_url()
 
 
@@ -108,6 +113,7 @@ def test_creating_the_app_twice_on_one_database_keeps_its_data(app_url):
         dispose(second)
 
 
+@pytest.mark.integration
 def test_app_loggers_still_log_after_the_tables_are_created(tmp_path):
     # create_app runs the migrations; the server's own loggers must survive them.
     script = (
@@ -257,6 +263,7 @@ def test_explicit_secret_key_writes_no_key_file(instance_dir, app_url):
     dispose(app)
 
 
+@pytest.mark.integration
 def test_flask_command_without_secret_key_keeps_its_key_in_the_instance_path(tmp_path):
     # The real thing: TETHER_INSTANCE_PATH decides where the generated key and database live.
     instance = tmp_path / "instance"
@@ -281,6 +288,7 @@ def test_flask_command_without_secret_key_keeps_its_key_in_the_instance_path(tmp
 # -- the production server's guard ---------------------------------------------------
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("async_mode", ["gevent", "eventlet"])
 @pytest.mark.parametrize("secret", [None, ""])
 def test_production_server_refuses_to_start_without_a_secret_key(tmp_path, async_mode, secret):
@@ -308,6 +316,7 @@ def test_production_server_refuses_to_start_without_a_secret_key(tmp_path, async
     assert not (tmp_path / "prod.sqlite3").exists()
 
 
+@pytest.mark.integration
 def test_production_server_refuses_an_unknown_async_mode(tmp_path):
     env = make_env(TETHER_ASYNC_MODE="tornado", TETHER_SECRET_KEY="k", TETHER_INSTANCE_PATH=str(tmp_path))
     done = subprocess.run(

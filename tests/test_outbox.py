@@ -5,13 +5,14 @@ says so (or at once, with auto_ack). As with a real socket, automatic acks arriv
 on another thread, never inside `send` itself.
 """
 
+import contextlib
 import json
 import os
 import threading
 
 import pytest
 
-from agent_client.outbox import Outbox
+from agent_client.outbox import Outbox, Stream
 from tests.harness import wait_until
 
 WAIT = 10.0
@@ -155,10 +156,11 @@ def test_each_ack_releases_the_next_chunk_and_without_ack_nothing_more_is_sent(m
 
 def test_reconnect_resends_the_unacknowledged_chunk_with_the_same_seq(make_outbox):
     link = Link()
-    outbox = make_outbox(link)
+    outbox = make_outbox(link, online=False)
     outbox.text("s1", "c1", "hello")
     outbox.event("s1", "c1", {"type": "tool_use"})
     outbox.finish("s1", "c1")
+    outbox.online()
     first = link.wait_sent(1, "c1")[0]
 
     outbox.offline()
@@ -390,3 +392,100 @@ def test_producer_blocks_while_too_much_is_unacknowledged_and_resumes_as_acks_dr
     assert sent_text(chunks) == "".join(deltas)
     assert [c["seq"] for c in chunks] == list(range(1, len(chunks) + 1))
     assert chunks[-1]["isComplete"] is True
+
+
+def test_a_burst_goes_one_chunk_per_window(make_outbox):
+    link = Link()
+    # Deltas less than a minute apart are a burst; a window that never ends.
+    outbox = make_outbox(link, window=60.0, burst_gap=60.0)
+    outbox.text("s1", "c1", "first ")  # nothing was sent before it: it goes at once
+    assert link.wait_sent(1, "c1")[0]["data"] == "first "
+    link.ack(command_id="c1")
+    outbox.text("s1", "c1", "held ")
+    outbox.text("s1", "c1", "together")
+    make_barrier(outbox, link)
+    assert len(link.chunks("c1")) == 1, "a second chunk of the burst went out within the window"
+    outbox.finish("s1", "c1")  # the end does not wait: it takes the held text with it
+    last = link.wait_sent(2, "c1")[1]
+    assert (last["seq"], last["data"], last["isComplete"]) == (2, "held together", True)
+
+
+def test_at_a_models_pace_a_delta_goes_as_soon_as_nothing_is_in_flight(make_outbox):
+    link = Link()
+    outbox = make_outbox(link, window=60.0, burst_gap=0.0)  # never a burst
+    outbox.text("s1", "c1", "one ")
+    link.wait_sent(1, "c1")
+    outbox.text("s1", "c1", "two ")  # the first chunk is in flight: this waits for its ack
+    make_barrier(outbox, link)
+    assert len(link.chunks("c1")) == 1
+    link.ack(command_id="c1")
+    assert link.wait_sent(2, "c1")[1]["data"] == "two "  # at once, though the window is a minute
+    link.ack(command_id="c1")
+    outbox.text("s1", "c1", "three")
+    assert link.wait_sent(3, "c1")[2]["data"] == "three"
+
+
+@pytest.mark.parametrize("long_burst, held", [(60.0, False), (0.0, True)])
+def test_a_burst_that_lasts_goes_one_chunk_per_long_window(make_outbox, long_burst, held):
+    link = Link()
+    # Every delta is part of one burst; the short window is nothing, the long one a minute.
+    outbox = make_outbox(link, window=0.0, burst_gap=60.0, long_burst=long_burst, long_window=60.0)
+    outbox.text("s1", "c1", "first ")
+    link.wait_sent(1, "c1")
+    link.ack(command_id="c1")
+    outbox.text("s1", "c1", "second")
+    make_barrier(outbox, link)
+    assert len(link.chunks("c1")) == (1 if held else 2)
+
+
+def test_a_burst_is_told_by_the_average_gap_not_by_the_last_one(make_outbox):
+    outbox = make_outbox(Link(), online=False)  # burst_gap 1 ms: above 1,000 deltas a second
+    stream = Stream("s1", "c1")
+    now = 1000.0
+    for _ in range(100):  # 20,000 deltas a second
+        now += 0.00005
+        outbox._pace(stream, now)
+    began = stream.burst_since
+    assert began is not None
+    now += 0.003  # one late delta: the lock or a core was busy elsewhere for a moment
+    outbox._pace(stream, now)
+    assert stream.burst_since == began, "one gap ended the burst"
+    for _ in range(60):  # then 200 deltas a second: a model's pace
+        now += 0.005
+        outbox._pace(stream, now)
+    assert stream.burst_since is None
+
+
+def open_files(path):
+    """How many of this process's descriptors are open on `path`."""
+    fds = "/proc/self/fd"
+    count = 0
+    for fd in os.listdir(fds):
+        with contextlib.suppress(OSError):
+            count += os.readlink(os.path.join(fds, fd)) == str(path)
+    return count
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_chunk_file_stays_open_while_the_command_has_output_and_is_closed_after(make_outbox, tmp_path):
+    link = Link(auto_ack=False)
+    state_dir = tmp_path / "state"
+    outbox = make_outbox(link, state_dir=str(state_dir))
+    path = state_dir / "c1.jsonl"
+    for i in range(3):
+        outbox.event("s1", "c1", {"type": "tool_use", "n": i})
+    # Written at once (another reader sees every chunk), through one descriptor.
+    assert [json.loads(line)["seq"] for line in path.read_text().splitlines()] == [1, 2, 3]
+    assert open_files(path) == 1
+    outbox.finish("s1", "c1")
+    for count in (1, 2, 3, 4):
+        link.wait_sent(count, "c1")
+        link.ack(command_id="c1")
+    wait_until(outbox.idle, WAIT, "the outbox to drain")
+    assert not path.exists() and open_files(path) == 0
+
+    outbox.event("s1", "c2", {"type": "tool_use"})
+    assert open_files(state_dir / "c2.jsonl") == 1
+    outbox.close()
+    assert open_files(state_dir / "c2.jsonl") == 0
+    assert (state_dir / "c2.jsonl").exists(), "closing keeps unacknowledged output for the next run"

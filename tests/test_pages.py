@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from app import db
-from app.accounts import audit
-from app.models import Agent, ChatSession, Command, Project, hash_token, utcnow
+from app import agent_dist, db, pairing
+from app.accounts import audit, create_agent, find_user
+from app.models import Agent, ChatSession, Command, PairingCode, Project, hash_token, utcnow
 from tests.conftest import make_seed
 
 
@@ -70,9 +70,14 @@ def project_links(reply):
     return re.findall(r'<a[^>]*href="(/projects/[^"/?]+)"', page_text(reply))
 
 
-def start_command(reply):
-    match = re.search(r'data-testid="start-command"[^>]*>([^<]*)<', page_text(reply))
+def shown(reply, testid):
+    """The text of the element with data-testid=`testid`, unescaped, or None."""
+    match = re.search(rf'data-testid="{testid}"[^>]*>([^<]*)<', page_text(reply))
     return match and html.unescape(match.group(1)).strip()
+
+
+def start_command(reply):
+    return shown(reply, "start-command")
 
 
 def count(app, model, **filters):
@@ -112,24 +117,43 @@ def test_dashboard_lists_the_users_projects_with_links_to_their_chat_pages(clien
 # -- adding agents -------------------------------------------------------------------
 
 
-def test_adding_an_agent_shows_its_token_once_with_the_start_command(app, client, seed):
+def test_adding_an_agent_shows_one_command_that_installs_and_pairs_it(app, client, seed):
     log_in(client, seed)
     reply = client.post("/agents", data={"name": "desktop"})
     assert reply.status_code == 200
-    token = html.unescape(re.search(r'data-testid="token"[^>]*>([^<]+)<', page_text(reply)).group(1))
-    assert (
-        start_command(reply)
-        == f"python -m agent_client --server http://localhost --token {token} --name desktop"
+    code = shown(reply, "pairing-code")
+    wheel = agent_dist.current(app).filename
+    assert shown(reply, "install-command") == (
+        "python3 -m venv ~/.tether-agent"
+        f" && ~/.tether-agent/bin/pip install http://localhost/agent/{wheel}"
+        f" && ~/.tether-agent/bin/tether-agent --server http://localhost --pair {code}"
     )
+    assert shown(reply, "service-command") == (
+        "~/.tether-agent/bin/tether-agent install-service --server http://localhost"
+    )
+    assert 'data-testid="token"' not in page_text(reply)  # no long-lived secret on the page
     with app.app_context():
         agent = db.session.scalar(db.select(Agent).filter_by(name="desktop"))
-        assert agent.token_hash == hash_token(token)
+        stored = db.session.scalar(db.select(PairingCode).filter_by(agent_id=agent.id))
+        assert stored.code_hash == pairing.hash_code(pairing.normalise(code))
     assert agent.id in agent_elements(reply)
 
     again = client.get("/")
-    assert token not in page_text(again)
-    assert 'data-testid="new-token"' not in page_text(again)
+    assert code not in page_text(again)
+    assert 'data-testid="pairing"' not in page_text(again)
     assert agent.id in agent_elements(again)
+
+
+def test_pairing_an_existing_agent_on_the_dashboard_shows_a_new_code(app, client, seed, other):
+    log_in(client, seed)
+    first = shown(client.post(f"/agents/{seed.agent_id}/pair"), "pairing-code")
+    second = shown(client.post(f"/agents/{seed.agent_id}/pair"), "pairing-code")
+    assert first != second
+    with app.test_request_context(), pytest.raises(pairing.PairingRefused):
+        pairing.trade(first, "192.0.2.1")  # withdrawn by the second
+    with app.app_context():
+        assert db.session.get(Agent, seed.agent_id).token_hash == hash_token(seed.token)  # until a trade
+    assert client.post(f"/agents/{other.agent_id}/pair").status_code == 404
 
 
 def shell_words(command):
@@ -139,18 +163,22 @@ def shell_words(command):
     return list(lexer)
 
 
-def test_start_command_uses_the_address_the_browser_used(client, seed):
+def test_install_command_uses_the_address_the_browser_used(client, seed):
     base = "https://tether.example:8443"
     data = {"username": seed.username, "password": seed.password}
     assert client.post("/login", data=data, base_url=base).status_code == 302
     reply = client.post("/agents", data={"name": "desktop"}, base_url=base)
-    assert shell_words(start_command(reply))[3:5] == ["--server", base]
+    words = shell_words(shown(reply, "install-command"))
+    assert words[7].startswith(f"{base}/agent/tether_agent-")
+    assert words[10:12] == ["--server", base]
 
 
 @pytest.mark.parametrize("name", ["my laptop", "bob's box", "a;b"])
-def test_start_command_can_be_pasted_into_a_shell_for_any_agent_name(client, seed, name):
+def test_start_command_of_a_new_token_can_be_pasted_into_a_shell_for_any_agent_name(app, client, seed, name):
+    with app.app_context():
+        agent_id = create_agent(find_user(seed.username), name)[0].id
     log_in(client, seed)
-    reply = client.post("/agents", data={"name": name})
+    reply = client.post(f"/agents/{agent_id}/rotate")
     assert reply.status_code == 200
     command = start_command(reply)
     token = html.unescape(re.search(r'data-testid="token"[^>]*>([^<]+)<', page_text(reply)).group(1))
@@ -366,8 +394,10 @@ def test_permission_mode_of_another_users_project_cannot_be_changed(client, seed
 
 def test_chat_page_says_demo_when_its_agent_runs_the_demo_model(app, client, seed):
     log_in(client, seed)
-    assert 'data-testid="demo-badge"' not in page_text(client.get(f"/projects/{seed.project_id}"))
+    badge = re.compile(r'<span class="badge" data-testid="demo-badge"[^>]*>')
+    # Always there, hidden unless the agent said it is the demo (agent_status shows it live).
+    assert "hidden" in badge.search(page_text(client.get(f"/projects/{seed.project_id}"))).group()
     with app.app_context():
         db.session.get(Agent, seed.agent_id).demo = True
         db.session.commit()
-    assert 'data-testid="demo-badge"' in page_text(client.get(f"/projects/{seed.project_id}"))
+    assert "hidden" not in badge.search(page_text(client.get(f"/projects/{seed.project_id}"))).group()

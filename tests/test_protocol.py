@@ -4,6 +4,8 @@ import copy
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocol import (
     AGENT_NAMESPACE,
@@ -15,9 +17,10 @@ from protocol import (
     ProtocolError,
     error_reply,
     load,
+    messages,
     ok_reply,
 )
-from protocol.schemas import MAX_COMMAND_CHARS
+from protocol.schemas import MAX_CHUNK_CHARS, MAX_COMMAND_CHARS, _plain_chunk
 
 # One valid message per (audience, event), with every optional field filled in.
 EXAMPLES = {
@@ -28,7 +31,15 @@ EXAMPLES = {
         "workingDirectory": "/home/me/app",
         "sessionId": "s1",
         "clientMessageId": "browser-42",
+        "model": "claude-sonnet-4-5",
+        "attachments": [
+            {"name": "screen.png", "mediaType": "image/png", "data": "iVBORw0KGgo="},
+            {"name": "notes.md", "mediaType": "text/markdown", "data": "aGk="},
+        ],
     },
+    ("web", "list_files"): {"type": "list_files", "projectId": "p1", "path": "src/app"},
+    ("web", "read_file"): {"type": "read_file", "projectId": "p1", "path": "README.md"},
+    ("web", "git_changes"): {"type": "git_changes", "projectId": "p1"},
     ("web", "subscribe"): {"type": "subscribe", "sessionId": "s1", "afterSeq": 0},
     ("web", "unsubscribe"): {"type": "unsubscribe", "sessionId": "s1"},
     ("web", "cancel_command"): {"type": "cancel_command", "sessionId": "s1"},
@@ -69,6 +80,14 @@ EXAMPLES = {
             "permissionMode": "acceptEdits",
             "model": "sonnet",
         },
+        "attachments": [{"name": "screen.png", "mediaType": "image/png", "data": "iVBORw0KGgo="}],
+    },
+    ("agent", "workspace_request"): {
+        "type": "workspace_request",
+        "requestId": "r1",
+        "projectPath": "/home/me/app",
+        "op": "read_file",
+        "path": "src/main.py",
     },
     ("agent", "cancel_command"): {"type": "cancel_command", "sessionId": "s1", "commandId": "c1"},
     ("agent", "permission_response"): {
@@ -78,6 +97,52 @@ EXAMPLES = {
         "requestId": "r1",
         "decision": "deny",
         "message": "not that one",
+    },
+    ("browser", "command_result"): {
+        "type": "command_result",
+        "sessionId": "s1",
+        "commandId": "c1",
+        "seq": 3,
+        "response": "Hello",
+        "status": "error",
+        "event": {"type": "result", "subtype": "success"},
+        "error": {"code": "claude_error", "message": "the model failed"},
+    },
+    ("browser", "command_state"): {
+        "type": "command_state",
+        "sessionId": "s1",
+        "commandId": "c1",
+        "state": "queued",
+        "text": "Explain this repository",
+        "by": "alice",
+        "model": "sonnet",
+        "attachments": [{"index": 0, "name": "screen.png", "mediaType": "image/png", "size": 8}],
+    },
+    ("browser", "permission_request"): {
+        "type": "permission_request",
+        "sessionId": "s1",
+        "commandId": "c1",
+        "requestId": "r1",
+        "toolName": "Write",
+        "input": {"file_path": "/w/a.txt", "content": "hi"},
+    },
+    ("browser", "permission_resolved"): {
+        "type": "permission_resolved",
+        "sessionId": "s1",
+        "requestId": "r1",
+        "decision": "allow",
+        "by": "alice",
+    },
+    ("browser", "agent_status"): {"type": "agent_status", "agentId": "a1", "name": "laptop", "online": True},
+    ("browser", "session_activity"): {
+        "type": "session_activity",
+        "sessionId": "s1",
+        "projectId": "p1",
+        "projectName": "api",
+        "agentName": "laptop",
+        "title": "Fix the tests",
+        "state": "running",
+        "since": "2026-01-02T03:04:05Z",
     },
 }
 
@@ -311,6 +376,15 @@ def test_event_names_namespaces_and_version_are_those_of_the_contract():
         "agent_command",
         "command_response",
         "agent_heartbeat",
+        # Tether's additions, documented in docs/protocol.md
+        "command_state",
+        "permission_resolved",
+        "session_activity",
+        # The contract's workspace addition
+        "list_files",
+        "read_file",
+        "git_changes",
+        "workspace_request",
     }
     assert set(SCHEMAS["web"]) == {
         "execute_command",
@@ -318,6 +392,110 @@ def test_event_names_namespaces_and_version_are_those_of_the_contract():
         "unsubscribe",
         "cancel_command",
         "permission_response",
+        "list_files",
+        "read_file",
+        "git_changes",
     }
     assert set(SCHEMAS["server"]) == {"command_response", "permission_request", "agent_heartbeat"}
-    assert set(SCHEMAS["agent"]) == {"agent_command", "cancel_command", "permission_response"}
+    assert set(SCHEMAS["agent"]) == {
+        "agent_command",
+        "cancel_command",
+        "permission_response",
+        "workspace_request",
+    }
+
+
+def test_page_copy_of_the_contract_is_generated_from_protocol():
+    """static/js/generated/protocol.js must be regenerated when protocol/ changes."""
+    from pathlib import Path
+
+    from protocol.js import GENERATED_PATH, module_text
+
+    committed = (Path(__file__).resolve().parent.parent / GENERATED_PATH).read_text()
+    assert committed == module_text(), "run: python -m protocol.js > " + GENERATED_PATH
+
+
+BUILT = {
+    ("browser", "command_result"): lambda: messages.command_result("s1", "c1", 1, "hi", "streaming"),
+    ("browser", "command_state"): lambda: messages.command_state("s1", "c1", "queued", text="say: hi"),
+    ("browser", "permission_request"): lambda: messages.permission_request("s1", "c1", "r1", "Bash", {}),
+    ("browser", "permission_resolved"): lambda: messages.permission_resolved("s1", "r1", "allow", by="al"),
+    ("browser", "agent_status"): lambda: messages.agent_status("a1", "laptop", True),
+    ("browser", "session_activity"): lambda: messages.session_activity(
+        "s1", "p1", "api", "laptop", "Fix the tests", "waiting", "2026-01-02T03:04:05Z", "Write"
+    ),
+    ("agent", "agent_command"): lambda: messages.agent_command("s1", "c1", "hi", {"workingDirectory": "/w"}),
+    ("agent", "cancel_command"): lambda: messages.agent_cancel("s1", "c1"),
+    ("agent", "permission_response"): lambda: messages.agent_permission_response("s1", "c1", "r1", "deny"),
+    ("agent", "workspace_request"): lambda: messages.workspace_request("r1", "/w", "list_files", ""),
+}
+
+
+@pytest.mark.parametrize("audience,event", sorted(BUILT))
+def test_every_outbound_message_fits_its_schema(audience, event):
+    message = BUILT[(audience, event)]()
+    assert message["type"] == event
+    assert load(audience, event, message) == message
+
+
+def test_every_message_the_server_sends_has_a_builder():
+    outbound = {(audience, event) for audience in ("browser", "agent") for event in SCHEMAS[audience]}
+    assert set(BUILT) == outbound
+
+
+def test_a_final_result_with_an_error_fits_and_a_bad_state_does_not():
+    error = {"code": "agent_lost", "message": "gone"}
+    final = messages.command_result("s1", "c1", 2, "", "error", error=error)
+    assert load("browser", "command_result", final) == final
+    with pytest.raises(ProtocolError):
+        load("browser", "command_state", messages.command_state("s1", "c1", "lost"))
+
+
+# The plain-chunk check (protocol/schemas.py _plain_chunk) answers for the schema on the hot path:
+# whatever it accepts, CommandResponse must accept, loaded the same.
+_maybe = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-2, max_value=2**31 + 2),
+    st.floats(allow_nan=False),
+    st.text(max_size=70),
+    st.binary(max_size=3),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.one_of(st.text(max_size=3), st.integers()), st.integers(), max_size=2),
+)
+_chunks = st.dictionaries(
+    st.sampled_from(
+        ["type", "sessionId", "commandId", "seq", "data", "isComplete", "event", "error", "extra"]
+    ),
+    _maybe,
+).map(lambda fields: {**make_message("server", Events.COMMAND_RESPONSE, error=None), **fields})
+
+
+@settings(max_examples=3000, deadline=None)
+@given(payload=_chunks)
+def test_what_the_plain_chunk_check_accepts_the_schema_loads_the_same(payload):
+    fast = _plain_chunk(payload)
+    if fast is not None:
+        assert fast == SCHEMAS["server"][Events.COMMAND_RESPONSE].load(payload)
+
+
+def test_plain_chunks_take_the_fast_check_and_the_others_the_schema():
+    chunk = make_message("server", Events.COMMAND_RESPONSE)
+    del chunk["error"]
+    assert _plain_chunk(chunk) == chunk
+    assert _plain_chunk({**chunk, "event": {"type": "text"}, "data": "", "isComplete": True}) is not None
+    too_long = {"data": "x" * (MAX_CHUNK_CHARS + 1)}
+    for refused in (
+        {"seq": True},
+        {"seq": 0},
+        {"sessionId": ""},
+        {"data": 1},
+        {"event": {1: 2}},
+        {"type": "x"},
+        too_long,
+    ):
+        assert _plain_chunk({**chunk, **refused}) is None
+        refusal("server", Events.COMMAND_RESPONSE, {**chunk, **refused})
+    with_error = {**chunk, "isComplete": True, "error": {"code": "claude_error", "message": "it failed"}}
+    assert _plain_chunk(with_error) is None
+    assert load("server", Events.COMMAND_RESPONSE, with_error) == with_error

@@ -1,4 +1,5 @@
-"""The servers start as real processes: `python wsgi.py` under eventlet and gevent, and `flask run`."""
+"""The servers start as real processes: `python wsgi.py` under eventlet and gevent, and `flask run`,
+each on an empty database that it brings to the current schema itself."""
 
 import os
 import re
@@ -12,7 +13,7 @@ from app import create_app, db
 from app.accounts import create_user
 from config import TestingConfig
 from tests.conftest import PASSWORD
-from tests.harness import Process, ServerProcess, WebClient, free_port, wait_until
+from tests.harness import Process, WebClient, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -70,20 +71,16 @@ def assert_serves_login_and_sockets(url, database_url, monkeypatch):
 
 
 @pytest.mark.parametrize("async_mode", ["eventlet", "gevent"])
-def test_production_server_starts_and_serves_login(
-    database_url, tmp_path, processes, monkeypatch, async_mode
-):
-    server = ServerProcess(database_url, str(tmp_path), async_mode=async_mode)
-    processes.append(server)
-    server.start()
-    assert f"Tether serving on {server.url} ({async_mode})" in server.output()
-    assert_serves_login_and_sockets(server.url, database_url, monkeypatch)
+def test_production_server_starts_and_serves_login(empty_database_url, server_with, monkeypatch, async_mode):
+    server = server_with(async_mode=async_mode, database_url=empty_database_url)
+    assert f"Tether serving on {server.url} ({async_mode}), process " in server.output()
+    assert_serves_login_and_sockets(server.url, empty_database_url, monkeypatch)
 
 
-def test_development_server_starts_and_serves_login(database_url, tmp_path, processes, monkeypatch):
+def test_development_server_starts_and_serves_login(empty_database_url, tmp_path, processes, monkeypatch):
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("TETHER_")}
-    env.update(TETHER_DATABASE_URL=database_url, TETHER_INSTANCE_PATH=str(tmp_path / "instance"))
+    env.update(TETHER_DATABASE_URL=empty_database_url, TETHER_INSTANCE_PATH=str(tmp_path / "instance"))
     flask = os.path.join(os.path.dirname(sys.executable), "flask")
     args = [flask, "--app", "wsgi", "run", "--host", "127.0.0.1", "--port", str(port)]
     server = Process(args, env, str(tmp_path / "flask-run.log"))
@@ -100,6 +97,6 @@ def test_development_server_starts_and_serves_login(database_url, tmp_path, proc
             return False
 
     wait_until(serving, message=f"flask run on {url}")
-    assert_serves_login_and_sockets(url, database_url, monkeypatch)
+    assert_serves_login_and_sockets(url, empty_database_url, monkeypatch)
     # Without TETHER_SECRET_KEY the development server keeps a generated key in the instance folder.
     assert (tmp_path / "instance" / "secret_key").exists()

@@ -4,13 +4,29 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 from urllib.parse import urlsplit
 
 import pytest
 
-from agent_client.standin import StandInModel, parse_script
+from agent_client.standin import (
+    BIG_DELTA,
+    BIG_LINE,
+    DEMO_DELAY_S,
+    TOUR_FILE,
+    TOUR_GREETING,
+    TOUR_PROGRAM,
+    StandInModel,
+    TextPiece,
+    _stream_text,
+    _words,
+    big_text,
+    parse_script,
+    plan_reply,
+)
+from tests.harness import wait_until
 
 TOOLS = [{"name": "Bash", "input_schema": {"type": "object"}}]
 CWD_NOTE = "# Environment\n - Primary working directory: /srv/project\n"
@@ -103,7 +119,11 @@ def test_say_keeps_text_and_continuation_lines_exactly():
     assert step.text == " two spaces\n# Title\n\n- item  "
 
 
-@pytest.mark.parametrize("line", ["deltas: many", "slow: 5", "fail: 200", "tool: Read [1]", "bash:"])
+@pytest.mark.parametrize(
+    "line",
+    ["deltas: many", "slow: 5", "paced: 5 0", "fail: 200", "tool: Read [1]", "bash:"]
+    + ["big: lots", "big: 9 0", "bigwrite: x"],
+)
 def test_malformed_directive_explains_itself(line):
     (step,) = parse_script(line)
     assert step.kind == "say"
@@ -141,11 +161,87 @@ def test_twenty_thousand_deltas_arrive_whole(standin):
     assert text_of(events) == " ".join(f"w{i}" for i in range(20000))
 
 
+def test_big_text_is_numbered_lines_cut_to_size():
+    text = big_text(BIG_LINE * 3 + 5)
+    lines = text.split("\n")
+    assert len(text) == BIG_LINE * 3 + 5
+    assert [line[:10] for line in lines[:3]] == ["000000000 ", "000000001 ", "000000002 "]
+    assert all(len(line) == BIG_LINE - 1 for line in lines[:3])
+    assert lines[3] == "00000"  # the fourth line, cut
+    assert big_text(0) == ""
+
+
+def test_big_streams_megabytes_in_kilobyte_deltas(standin):
+    size = 2 * 1024 * 1024 + 7
+    events = stream(standin.url, make_body(user(f"big: {size:_}")))
+    deltas = [d["delta"]["text"] for n, d in events if n == "content_block_delta"]
+    assert "".join(deltas) == big_text(size)
+    assert {len(delta) for delta in deltas[:-1]} == {BIG_DELTA} and len(deltas[-1]) == 7
+
+
+def test_big_takes_a_delta_size(standin):
+    events = stream(standin.url, make_body(user("big: 300 7")))
+    assert text_of(events) == big_text(300)
+    assert len([n for n, _ in events if n == "content_block_delta"]) == 43
+
+
+def test_bigwrite_writes_a_big_file_in_large_json_pieces(standin):
+    body = make_body(
+        user("bigwrite: big.txt 1000000"),
+        {"role": "system", "content": [{"type": "text", "text": CWD_NOTE}]},
+    )
+    events = stream(standin.url, body)
+    assert tool_block_of(events)["name"] == "Write"
+    assert tool_input_of(events) == {"file_path": "/srv/project/big.txt", "content": big_text(1_000_000)}
+    assert len([n for n, _ in events if n == "content_block_delta"]) < 2000
+
+
 def test_slow_stream_is_paced(standin):
     started = time.monotonic()
     events = stream(standin.url, make_body(user("slow: 5 40")))
     assert text_of(events) == "w0 w1 w2 w3 w4"
     assert time.monotonic() - started >= 0.15
+
+
+def test_paced_deltas_keep_their_schedule_and_carry_when_they_were_written(standin):
+    before = time.time_ns() // 1000
+    events = stream(standin.url, make_body(user("paced: 6 50")))
+    after = time.time_ns() // 1000
+    words = text_of(events).split(" ")
+    assert [word.split("@")[0] for word in words] == [f"w{i}" for i in range(6)]
+    stamps = [int(word.split("@")[1]) for word in words]
+    assert before <= stamps[0] and stamps[-1] <= after
+    # Delta i is not written before its slot, i/50 s after the first.
+    assert all(stamps[i] - stamps[0] >= i * 20_000 - 1_000 for i in range(6))
+
+
+class _Recorder:
+    """Both the event writer and the stop event of _stream_text: logs what it is asked to do."""
+
+    def __init__(self):
+        self.log = []
+
+    def event(self, name, data):
+        text = data.get("delta", {}).get("text")
+        self.log.append(("event", text.split("@")[0]) if text else ("event", name))
+
+    def flush(self):
+        self.log.append(("flush",))
+
+    def wait(self, timeout):
+        self.log.append(("wait",))
+        return False
+
+
+def test_a_paced_delta_is_flushed_as_soon_as_it_is_stamped():
+    recorder = _Recorder()
+    _stream_text(recorder, 0, [TextPiece(_words(3), 0.0, stamped=True)], recorder)
+    deltas = [
+        i for i, entry in enumerate(recorder.log) if entry[0] == "event" and entry[1].strip().startswith("w")
+    ]
+    assert len(deltas) == 3
+    # Held in the buffer until the next slot, its stamp would be one interval early.
+    assert all(recorder.log[i + 1] == ("flush",) for i in deltas)
 
 
 def test_pieces_before_a_tool_call_share_one_text_block(standin):
@@ -241,11 +337,97 @@ def test_prompt_after_interrupted_tool_call_is_a_new_script(standin):
     assert text_of(stream(standin.url, body)) == "next"
 
 
-def test_demo_mode_answers_friendly_markdown(standin):
-    text = text_of(stream(standin.url, make_body(user("What is Tether?"))))
-    assert "Tether's demo model" in text
-    assert "> What is Tether?" in text
-    assert "`say: TEXT`" in text
+def answered(prompt: str) -> list[dict]:
+    """A finished earlier turn of the conversation: the prompt and a text answer."""
+    return [user(prompt), {"role": "assistant", "content": [{"type": "text", "text": "An answer."}]}]
+
+
+def test_a_second_ordinary_prompt_gets_the_short_demo_answer_not_the_tour_again(standin):
+    events = stream(standin.url, make_body(*answered("What is Tether?"), user("And what else?")))
+    text = text_of(events)
+    assert "Tether's demo model" in text and "ANTHROPIC_API_KEY" in text
+    assert "> And what else?" in text
+    assert "`say: TEXT`" in text and "New session" in text
+    assert stop_reason(events) == "end_turn"
+
+
+# --- the demo tour: an ordinary first prompt -----------------------------------------
+
+TOUR_TOOLS = [{"name": name, "input_schema": {"type": "object"}} for name in ("Bash", "Write")]
+CWD_MESSAGE = {"role": "system", "content": CWD_NOTE}
+
+
+def tool_turn(name: str, result: str, is_error: bool = False) -> list[dict]:
+    """An assistant tool call of the tour and the user message with its result."""
+    use_id = f"toolu_{name.lower()}"
+    call = {"role": "assistant", "content": [{"type": "tool_use", "id": use_id, "name": name, "input": {}}]}
+    block = {"type": "tool_result", "tool_use_id": use_id, "content": [{"type": "text", "text": result}]}
+    return [call, {"role": "user", "content": [block | ({"is_error": True} if is_error else {})]}]
+
+
+def tour_reply(*turns: list[dict], prompt: str = "write a hello world script"):
+    """The tour's plan after the given tool turns, as Claude Code would ask for it."""
+    messages = [user(prompt), *(m for turn in turns for m in turn), CWD_MESSAGE]
+    return plan_reply(make_body(*messages, tools=TOUR_TOOLS))
+
+
+def reply_text(reply) -> str:
+    return "".join(chunk for piece in reply.pieces for chunk in piece.chunks)
+
+
+def test_the_tour_says_it_is_a_demo_then_writes_a_file_in_the_working_directory():
+    reply = tour_reply(prompt="what can you do?")
+    text = reply_text(reply)
+    assert "Tether's demo model" in text and "not Claude" in text and "“what can you do?”" in text
+    assert "ANTHROPIC_API_KEY" in text and "log in to Claude Code" in text
+    assert reply.tool.name == "Write"
+    assert reply.tool.input == {"file_path": f"/srv/project/{TOUR_FILE}", "content": TOUR_PROGRAM}
+    assert all(piece.delay == DEMO_DELAY_S for piece in reply.pieces if piece.chunks)
+
+
+def test_after_the_write_the_tour_runs_the_file_with_bash():
+    reply = tour_reply(tool_turn("Write", "File created successfully"))
+    assert reply.tool.name == "Bash" and reply.tool.input["command"] == f"python3 {TOUR_FILE}"
+    assert f"`{TOUR_FILE}` is written" in reply_text(reply)
+
+
+def test_after_the_run_the_tour_shows_the_output_and_what_to_try_next():
+    output = f"{TOUR_GREETING}\n(printed by the run)"
+    reply = tour_reply(tool_turn("Write", "File created successfully"), tool_turn("Bash", output))
+    text = reply_text(reply)
+    assert reply.tool is None
+    assert f"```text\n{output}\n```" in text
+    assert "**Files** and **Changes**" in text and "**Stop**" in text and "**New session**" in text
+    assert all(piece.delay == DEMO_DELAY_S for piece in reply.pieces if piece.chunks)
+
+
+def test_a_denied_write_ends_the_tour_without_running_anything():
+    reply = tour_reply(tool_turn("Write", "The user denied this tool use.", is_error=True))
+    text = reply_text(reply)
+    assert reply.tool is None
+    assert f"did not write `{TOUR_FILE}`" in text and "The user denied this tool use." in text
+    assert "skip the Bash step" in text and "nothing changed" in text
+
+
+def test_a_failed_run_is_reported_as_such():
+    write = tool_turn("Write", "File created successfully")
+    reply = tour_reply(write, tool_turn("Bash", "The user denied this tool use.", is_error=True))
+    text = reply_text(reply)
+    assert reply.tool is None
+    assert "did not run as planned" in text and "The user denied this tool use." in text
+    assert "printed:" not in text
+
+
+def test_the_tour_over_http_streams_text_then_the_write_call(standin):
+    events = stream(standin.url, make_body(user("hello"), CWD_MESSAGE, tools=TOUR_TOOLS))
+    assert "Tether's demo model" in text_of(events)
+    assert tool_block_of(events)["name"] == "Write"
+    assert tool_input_of(events)["content"] == TOUR_PROGRAM
+    assert stop_reason(events) == "tool_use"
+
+
+def test_directives_after_an_ordinary_prompt_still_run_as_scripted(standin):
+    assert text_of(stream(standin.url, make_body(*answered("hello"), user("say: scripted")))) == "scripted"
 
 
 @pytest.mark.parametrize(("status", "kind"), [(400, "invalid_request_error"), (529, "overloaded_error")])
@@ -307,6 +489,26 @@ def test_keep_alive_connection_serves_several_requests(standin):
         conn.close()
 
 
+def wait_for_no_stream(model: StandInModel) -> None:
+    # The handler's thread counts down after the client has read the end.
+    wait_until(lambda: model.streaming == 0, 10, "the stand-in's answers to end")
+
+
+def test_streaming_counts_answers_until_their_client_goes_away():
+    with StandInModel() as model:
+        parts = urlsplit(model.url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        conn.request("POST", "/v1/messages", body=json.dumps(make_body(user("slow: 1000 20"))))
+        response = conn.getresponse()
+        response.read(200)  # the answer has started
+        assert model.streaming == 1
+        conn.sock.shutdown(socket.SHUT_RDWR)
+        conn.close()
+        wait_for_no_stream(model)
+        stream(model.url, make_body(user("say: done")))
+        wait_for_no_stream(model)
+
+
 def test_stop_cuts_a_slow_stream_short():
     model = StandInModel()
     model.start()
@@ -320,9 +522,7 @@ def test_stop_cuts_a_slow_stream_short():
 
     reader = threading.Thread(target=read_forever)
     reader.start()
-    deadline = time.monotonic() + 10
-    while not model.requests and time.monotonic() < deadline:
-        time.sleep(0.01)  # polling a plain list: the stand-in has no hook for this
+    wait_until(lambda: model.requests, 10, "the request to arrive")  # a plain list: no hook to wait on
     model.stop()
     reader.join(timeout=10)
     assert not reader.is_alive()

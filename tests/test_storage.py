@@ -2,27 +2,10 @@
 
 import threading
 
-from app import db
-from app.models import ChatSession, Chunk, Command
+from app import current_services, db
+from app.models import Chunk, Command
 from app.storage import ChunkIn
-
-
-def make_command(app, seed):
-    with app.app_context():
-        session = ChatSession(project_id=seed.project_id, title="t")
-        db.session.add(session)
-        db.session.flush()
-        command = Command(
-            session_id=session.id,
-            user_id=seed.user_id,
-            agent_id=seed.agent_id,
-            text="x",
-            working_directory=seed.project_path,
-            state="running",
-        )
-        db.session.add(command)
-        db.session.commit()
-        return session.id, command.id
+from tests.conftest import make_command
 
 
 def stored(app, command_id):
@@ -39,7 +22,7 @@ def store_in_thread(writer, chunk, outcomes):
 
 def test_chunks_are_numbered_per_session_and_duplicates_are_acknowledged_not_stored(app, seed):
     _, command_id = make_command(app, seed)
-    writer = app.extensions["tether_writer"]
+    writer = current_services(app).writer
     assert writer.store(ChunkIn(command_id, 1, data="a")) == "stored"
     assert writer.store(ChunkIn(command_id, 2, data="b", is_complete=True)) == "stored"
     assert writer.store(ChunkIn(command_id, 2, data="b", is_complete=True)) == "duplicate"
@@ -50,7 +33,7 @@ def test_chunks_are_numbered_per_session_and_duplicates_are_acknowledged_not_sto
 
 def test_a_chunk_that_overtakes_an_earlier_one_waits_for_it(app, seed):
     _, command_id = make_command(app, seed)
-    writer = app.extensions["tether_writer"]
+    writer = current_services(app).writer
     outcomes = []
     later = store_in_thread(writer, ChunkIn(command_id, 2, data="second"), outcomes)
     later.join(0.5)
@@ -64,10 +47,35 @@ def test_a_chunk_that_overtakes_an_earlier_one_waits_for_it(app, seed):
 
 def test_a_server_made_end_closes_the_command_once(app, seed):
     _, command_id = make_command(app, seed)
-    writer = app.extensions["tether_writer"]
-    lost = {"code": "agent_lost", "message": "gone"}
-    assert writer.store(ChunkIn(command_id, None, error=lost)) == "stored"
+    writer = current_services(app).writer
+    stopped = {"code": "interrupted", "message": "Stopped while the agent was offline."}
+    assert writer.store(ChunkIn(command_id, None, error=stopped)) == "stored"
+    assert writer.store(ChunkIn(command_id, None, error=stopped)) == "ignored"
     assert writer.store(ChunkIn(command_id, 1, data="late")) == "duplicate"
     assert stored(app, command_id) == [(1, "", "error")]
     with app.app_context():
-        assert db.session.get(Command, command_id).state == "failed"
+        assert db.session.get(Command, command_id).state == "stopped"
+
+
+def test_late_output_of_a_command_given_up_as_agent_lost_still_lands(app, seed):
+    """The agent froze, the server gave up on it, then the agent woke and finished its answer."""
+    _, command_id = make_command(app, seed)
+    writer = current_services(app).writer
+    assert writer.store(ChunkIn(command_id, 1, data="before ")) == "stored"
+    lost = {"code": "agent_lost", "message": "gone"}
+    assert writer.store(ChunkIn(command_id, None, error=lost)) == "stored"
+    assert writer.store(ChunkIn(command_id, 3, data="overtaking", is_complete=True), timeout=0.2) == "failed"
+    assert writer.store(ChunkIn(command_id, 1, data="before ")) == "duplicate"
+    assert writer.store(ChunkIn(command_id, 2, data="after")) == "stored"
+    with app.app_context():
+        assert db.session.get(Command, command_id).state == "running"
+    assert writer.store(ChunkIn(command_id, 3, data="", is_complete=True)) == "stored"
+    assert stored(app, command_id) == [
+        (1, "before ", "streaming"),
+        (2, "", "error"),
+        (3, "after", "streaming"),
+        (4, "", "complete"),
+    ]
+    with app.app_context():
+        command = db.session.get(Command, command_id)
+        assert (command.state, command.error_code) == ("done", None)

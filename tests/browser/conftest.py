@@ -12,11 +12,13 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS, EXPECT_TIMEOUT_MS, UI, Browsers
+from tests.lanes import starts
 
 expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
 @pytest.fixture(scope="session")
+@starts("browser")
 def chromium():
     """One headless Chromium for the whole run: Debian's, never a downloaded one."""
     if not os.access(CHROMIUM, os.X_OK):

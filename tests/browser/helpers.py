@@ -52,6 +52,20 @@ WATCH_CONNECTION = """
 }
 """
 
+# Resolves once the conversation has not scrolled for a few frames (wheel scrolling is animated).
+SCROLL_SETTLED = """() => new Promise((resolve) => {
+  const scroller = document.querySelector(".scroller");
+  let last = null;
+  let still = 0;
+  const look = () => {
+    still = scroller.scrollTop === last ? still + 1 : 0;
+    last = scroller.scrollTop;
+    if (still >= 5) resolve(true);
+    else requestAnimationFrame(look);
+  };
+  look();
+})"""
+
 
 def slow_text(count):
     """The whole text of `slow: COUNT MS` (and of `deltas: COUNT`)."""
@@ -126,8 +140,9 @@ class UI:
     def url(self):
         return self.live.url
 
-    def start_agent(self):
-        self.agent = self.live.agent(self.seed)
+    def start_agent(self, **kwargs):
+        """The seed's agent; `extra_args=["--demo"]` starts it as `make run` does without credentials."""
+        self.agent = self.live.agent(self.seed, **kwargs)
         return self.agent
 
     def page(self, viewport=DESKTOP) -> Page:

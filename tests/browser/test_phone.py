@@ -1,7 +1,11 @@
 """At phone size (390 x 844) nothing scrolls sideways and every button is a 44 px tap target."""
 
+import os
+
 from playwright.sync_api import expect
 
+from app import db
+from app.models import Project
 from tests.browser.helpers import (
     ANSWER_TIMEOUT_MS,
     PHONE,
@@ -17,6 +21,10 @@ from tests.browser.helpers import (
 
 
 def assert_fits_a_phone(page):
+    # Measured once the stylesheet has loaded: an element can be visible (and so awaited)
+    # before it, and an unstyled page is as wide as its longest line (a busy CI server
+    # served app.css late after the form that adds an agent).
+    page.wait_for_load_state("load")
     width = page.evaluate("document.scrollingElement.scrollWidth")
     assert width <= PHONE["width"], f"{page.url} is {width} px wide"
     assert horizontal_overflow(page) == 0
@@ -26,7 +34,17 @@ def assert_fits_a_phone(page):
     assert not small, f"tap targets under 44 px on {page.url}: {small}"
 
 
+def give_the_project_a_long_path(ui):
+    """A path as deep as CI's temporary folders: the chat page shows it, and it must wrap."""
+    path = os.path.join(ui.seed.project_path, "a_folder_with_a_long_name_and_no_hyphen_to_break_at" * 2)
+    os.makedirs(path)
+    with ui.live.app.app_context():
+        db.session.get(Project, ui.seed.project_id).path = path
+        db.session.commit()
+
+
 def test_login_dashboard_and_chat_fit_a_phone(ui):
+    give_the_project_a_long_path(ui)
     page = ui.page(PHONE)
     page.goto("/login")
     assert_fits_a_phone(page)

@@ -78,3 +78,37 @@ def test_screenshots_of_login_dashboard_and_chat(ui):
     desktop.get_by_test_id("allow").click()
     wait_state(turn(desktop))
     wait_state(turn(phone))
+
+
+def test_screenshots_of_the_workspace_and_attachments(ui):
+    from tests.browser.test_workspace_pages import entry, make_repo
+    from tests.test_claude_steering import png
+
+    root = ui.seed.project_path
+    make_repo(root)
+    with open(os.path.join(root, "src", "app.py"), "a") as file:
+        file.write("\n\nif __name__ == '__main__':\n    main()\n")
+    ui.start_agent()
+    shot = png(64, 40)
+    for size, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        page = ui.chat(viewport=viewport)
+        page.get_by_test_id("open-files").click()
+        entry(page, "src").click()
+        entry(page, "src/app.py").click()
+        expect(page.get_by_test_id("file-content").locator(".hljs-keyword").first).to_be_visible()
+        screenshot(page, f"workspace-files-{size}.png")
+        page.get_by_test_id("changes-tab").click()
+        change = page.locator("[data-testid=change-file][data-path='src/app.py']")
+        change.locator("summary").click()
+        expect(change.get_by_test_id("diff")).to_be_visible()
+        screenshot(page, f"workspace-changes-{size}.png")
+        page.get_by_test_id("close-workspace").click()
+        page.get_by_test_id("attach-input").set_input_files(
+            [
+                {"name": "screenshot.png", "mimeType": "image/png", "buffer": shot},
+                {"name": "error.log", "mimeType": "text/plain", "buffer": b"Traceback (most recent call)\n"},
+            ]
+        )
+        expect(page.get_by_test_id("attachment")).to_have_count(2)
+        page.get_by_test_id("prompt").fill("Why does this fail? The log and a screenshot are attached.")
+        screenshot(page, f"chat-attachments-{size}.png")

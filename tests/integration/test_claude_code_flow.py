@@ -2,16 +2,7 @@
 
 import os
 
-from tests.harness import wait_until
-
-
-def events_of(browser, command_id, kind):
-    with browser.cond:
-        return [
-            r["event"]
-            for r in browser.results
-            if r["commandId"] == command_id and r.get("event", {}).get("type") == kind
-        ]
+from tests.harness import events_of, wait_until
 
 
 def test_bash_tool_call_and_its_output_arrive_as_events(live):
@@ -148,3 +139,39 @@ def test_accept_edits_mode_writes_without_asking(live):
     assert not browser.permissions
     with open(os.path.join(seed.project_path, "edited.txt")) as file:
         assert file.read() == "no questions asked"
+
+
+def init_mode(browser, command_id):
+    return events_of(browser, command_id, "system")[0]["permissionMode"]
+
+
+def test_plan_for_one_command_then_the_projects_mode_again(live):
+    from app import db
+    from app.models import Project
+
+    seed, (browser,) = live.ready()
+    with live.app.app_context():
+        db.session.get(Project, seed.project_id).permission_mode = "acceptEdits"
+        db.session.commit()
+    planned = browser.run(seed.project_id, "say: a plan", permissionMode="plan")
+    assert browser.wait_final(planned["commandId"])["status"] == "complete"
+    assert init_mode(browser, planned["commandId"]) == "plan"
+
+    # The next command of the same session (the same live Claude Code) runs in the project's mode.
+    edited = browser.run(seed.project_id, "write: edited.txt after the plan", session_id=planned["sessionId"])
+    assert browser.wait_final(edited["commandId"])["status"] == "complete"
+    assert init_mode(browser, edited["commandId"]) == "acceptEdits"
+    assert not browser.permissions
+    with open(os.path.join(seed.project_path, "edited.txt")) as file:
+        assert file.read() == "after the plan"
+    turns = browser.http.get(f"{live.url}/api/sessions/{planned['sessionId']}/commands").json()
+    assert [t["permissionMode"] for t in turns] == ["plan", None]
+
+
+def test_a_command_may_not_ask_for_a_looser_mode_than_its_project(live):
+    seed, (browser,) = live.ready()
+    for mode in ("acceptEdits", "bypassPermissions", "default"):
+        reply = browser.call(
+            "execute_command", {"projectId": seed.project_id, "command": "say: x", "permissionMode": mode}
+        )
+        assert reply["error"]["code"] == "invalid_message", reply

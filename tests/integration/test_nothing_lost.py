@@ -57,9 +57,13 @@ def test_server_killed_mid_stream_and_restarted_loses_nothing(live):
     seed, browsers, reply = start_streaming(live, browsers=2)
     live.restart_server(kill=True)
     for browser in browsers:
-        final = browser.wait_final(reply["commandId"], timeout=90)
+        # On a busy machine the agent may come back after the grace: its output then reopens the command.
+        final = browser.wait_final(reply["commandId"], timeout=90, past_agent_lost=True)
         assert final["status"] == "complete", final
-        assert browser.text_of(reply["commandId"]) == expected_slow_text(120)
+        text = "".join(
+            r["response"] for r in browser.session_results_of(reply["commandId"]) if not r.get("error")
+        )
+        assert text == expected_slow_text(120)
         assert_gapless(browser.session_results(reply["sessionId"]))
         assert browser.connects >= 2
     text, seqs = stored_text(live.app, reply["commandId"])
@@ -78,6 +82,7 @@ def test_agent_killed_mid_run_ends_the_command_with_a_clear_error_and_the_next_w
     assert command_state(live.app, reply["commandId"]) == "failed"
     assert_gapless(browser.session_results(reply["sessionId"]))
 
+    browser.agent_online(seed.agent_id)  # the new agent may still be starting on a busy machine
     follow_up = browser.run(seed.project_id, "say: still here", session_id=reply["sessionId"])
     assert browser.wait_final(follow_up["commandId"])["status"] == "complete"
     assert browser.text_of(follow_up["commandId"]) == "still here"

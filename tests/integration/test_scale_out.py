@@ -5,8 +5,10 @@ import subprocess
 import pytest
 import redis
 
-from tests.conftest import LiveSystem, app_on
+from tests.conftest import LiveSystem
 from tests.harness import assert_gapless, free_port, unique, wait_until
+from tests.lanes import starts
+from tests.sockets import app_with
 
 SLOW = "slow: 150 20"
 SLOW_TEXT = " ".join(f"w{i}" for i in range(150))
@@ -56,8 +58,9 @@ class RedisServer:
 class Cluster(LiveSystem):
     """Two server processes (A and B) sharing PostgreSQL and a Redis channel."""
 
-    def __init__(self, app, database_url, workdir, claude_env, redis_url):
+    def __init__(self, app, database_url, workdir, claude_env, redis_url, extra_env=None):
         env = {"TETHER_MESSAGE_QUEUE": redis_url, "TETHER_MESSAGE_QUEUE_CHANNEL": unique("tether-test-")}
+        env.update(extra_env or {})
         super().__init__(app, database_url, workdir, claude_env, server_env=env)
         self.b = self.new_server()
         self.processes.append(self.b)
@@ -73,11 +76,12 @@ class Cluster(LiveSystem):
 
 
 @pytest.fixture
+@starts("integration")
 def cluster_on(postgresql_url, tmp_path, claude_env):
     systems = []
 
     def start(redis_url="redis://127.0.0.1:6379/0"):
-        stack = app_on(postgresql_url)
+        stack = app_with(postgresql_url)
         app = stack.__enter__()
         system = Cluster(app, postgresql_url, str(tmp_path), claude_env, redis_url).start()
         systems.append((system, stack))

@@ -11,7 +11,7 @@ import pytest
 
 from app import db
 from app.models import AuditEntry, Chunk, Command, PermissionRequest
-from tests.security.sockets import Socket, assert_refused, chunk
+from tests.sockets import Socket, assert_refused, chunk
 
 
 @dataclass
@@ -204,6 +204,7 @@ def test_agent_status_goes_to_the_agents_owner_only(app, seed, other, sockets):
         "/projects/{project}/audit",
         "/api/projects/{project}/sessions",
         "/api/sessions/{session}/commands",
+        "/api/sessions/{session}/turns",
     ],
 )
 def test_another_users_pages_and_lists_are_404(app, world, path):

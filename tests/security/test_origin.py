@@ -10,10 +10,11 @@ import requests
 import socketio
 import websocket
 
-from tests.harness import ServerProcess, WebClient
-from tests.security.sockets import app_with
+from tests.harness import WebClient
+from tests.sockets import app_with
 
 FOREIGN = "https://evil.example"
+LISTED = "https://tether-ui.example"
 HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
 
 
@@ -43,8 +44,8 @@ def test_handshake_from_the_servers_own_origin_or_no_browser_is_accepted(app, or
 
 
 def test_origins_listed_in_tether_cors_origins_are_accepted(database_url):
-    with app_with(database_url, CORS_ORIGINS=["https://tether-ui.example"]) as app:
-        assert handshake(app, "https://tether-ui.example").status_code == 200
+    with app_with(database_url, CORS_ORIGINS=[LISTED]) as app:
+        assert handshake(app, LISTED).status_code == 200
         assert handshake(app, FOREIGN).status_code == 400
 
 
@@ -61,13 +62,9 @@ def test_forwarded_host_counts_only_behind_a_declared_proxy(database_url):
 # -- the real thing: a logged-in cookie on a real server ----------------------------------------
 
 
-@pytest.fixture
-def server(app, database_url, tmp_path):
-    process = ServerProcess(
-        database_url, str(tmp_path), extra_env={"TETHER_CORS_ORIGINS": "https://tether-ui.example"}
-    ).start()
-    yield process
-    process.stop()
+def listing_server(server_with):
+    """The real server with one other origin listed in TETHER_CORS_ORIGINS."""
+    return server_with(TETHER_CORS_ORIGINS=LISTED)
 
 
 def logged_in_session(server, seed):
@@ -85,7 +82,8 @@ def connect(server, http, transport, origin):
 
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
-def test_logged_in_cookie_from_a_foreign_origin_cannot_connect_to_web(server, seed, transport):
+def test_logged_in_cookie_from_a_foreign_origin_cannot_connect_to_web(seed, server_with, transport):
+    server = listing_server(server_with)
     http = logged_in_session(server, seed)
 
     # The client fails to open a session (gevent-websocket closes the upgraded socket
@@ -102,16 +100,18 @@ def test_logged_in_cookie_from_a_foreign_origin_cannot_connect_to_web(server, se
         own.disconnect()
 
 
-def test_an_origin_listed_in_tether_cors_origins_can_connect(server, seed):
-    client = connect(server, logged_in_session(server, seed), "websocket", "https://tether-ui.example")
+def test_an_origin_listed_in_tether_cors_origins_can_connect(seed, server_with):
+    server = listing_server(server_with)
+    client = connect(server, logged_in_session(server, seed), "websocket", LISTED)
     assert client.connected
     client.disconnect()
 
 
-def test_foreign_websocket_handshake_gets_no_engine_io_session(server, seed):
+def test_foreign_websocket_handshake_gets_no_engine_io_session(seed, server_with):
     """eventlet answers 400 before any upgrade; gevent-websocket upgrades before the app
     runs, and the app then closes the socket without an Engine.IO open packet. Either way
     nothing can be read or sent on it."""
+    server = listing_server(server_with)
     cookie = "; ".join(f"{c.name}={c.value}" for c in logged_in_session(server, seed).cookies)
     url = server.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
 

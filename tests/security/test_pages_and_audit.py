@@ -6,7 +6,7 @@ import pytest
 
 from app import db
 from app.models import AuditEntry
-from tests.security.sockets import Sockets, app_with
+from tests.sockets import Sockets, app_with
 
 PAGES = ["/", "/login", "/projects/{project}", "/projects/{project}/audit", "/nowhere"]
 
@@ -67,7 +67,7 @@ def test_behind_a_tls_proxy_cookies_are_secure_and_hsts_is_sent(database_url, tm
         assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
         assert reply.headers["Strict-Transport-Security"].startswith("max-age=")
         assert reply.headers["Location"] in ("/", "https://tether.example/")
-        # The start command shown with a new token names the address the browser used.
+        # The install command shown for a new agent names the address the browser used.
         page = http.post("/agents", data={"name": "desk"}, headers=forwarded).get_data(as_text=True)
         assert "--server https://tether.example" in page
 

@@ -16,7 +16,7 @@ from app import db
 from app.accounts import create_agent, find_user
 from app.models import Agent, hash_token, utcnow
 from protocol import PROTOCOL_VERSION
-from tests.harness import ROOT, ServerProcess, WebClient, wait_until
+from tests.harness import ROOT, WebClient, wait_until
 from tests.security.live import ScriptedAgent
 
 FLASK = os.path.join(os.path.dirname(sys.executable), "flask")
@@ -138,13 +138,6 @@ def agent_login(url, token):
     except socketio.exceptions.ConnectionError:
         return None
     return client
-
-
-@pytest.fixture
-def server(app, database_url, tmp_path):
-    process = ServerProcess(database_url, str(tmp_path)).start()
-    yield process
-    process.stop()
 
 
 @pytest.mark.parametrize("command", ["revoke", "rotate"])

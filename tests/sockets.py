@@ -5,15 +5,13 @@ namespaces, the `inbound` wrapper, the relay and the database, only without a
 network in between.
 """
 
-import queue
-import time
 from contextlib import contextmanager
 
-from app import create_app, db, socketio
-from app.sockets import stop_background_work
+from app import create_app, current_services, db, socketio
 from config import TestingConfig, sqlalchemy_url
 from protocol import ERROR_CODES as ALL_ERROR_CODES
 from protocol import PROTOCOL_VERSION
+from tests.harness import wait_until
 
 # The codes an acknowledgement may carry (the others only end a command).
 ERROR_CODES = set(ALL_ERROR_CODES) - {"interrupted", "agent_lost", "claude_error"}
@@ -26,23 +24,12 @@ def app_with(database_url, **settings):
     for key, value in settings.items():
         setattr(config, key, value)
     app = create_app(config)
+    current_services(app).start()
     yield app
-    stop_background_work(app)
+    current_services(app).stop()
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
-
-
-class ReadsEverything:
-    """The Engine.IO side of a test client: a browser that reads all it is sent at once.
-
-    The test client has no Engine.IO socket, and delivery (app/delivery.py) asks
-    a socket's transport how much waits for it before sending; this one never
-    has a backlog. Stuck browsers are tested with real sockets (test_limits.py).
-    """
-
-    def __init__(self):
-        self.queue = queue.Queue()
 
 
 class Socket:
@@ -51,8 +38,12 @@ class Socket:
     def __init__(self, app, namespace, **kwargs):
         self.namespace = namespace
         self.client = socketio.test_client(app, namespace=namespace, **kwargs)
-        socketio.server.eio.sockets[self.client.eio_sid] = ReadsEverything()
         self.start = 0
+
+    @property
+    def sid(self):
+        """The Socket.IO sid the server knows this client by."""
+        return socketio.server.manager.sid_from_eio_sid(self.client.eio_sid, self.namespace)
 
     @property
     def connected(self):
@@ -77,18 +68,16 @@ class Socket:
         self.start = len(self.client.queue)
 
     def wait_for(self, name, predicate=lambda payload: True, timeout=10):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [p for p in self.received(name) if predicate(p)]
-            if found:
-                return found
-            time.sleep(0.01)
-        raise AssertionError(f"no {name} event arrived within {timeout} s")
+        """The `name` events received that fit `predicate`, once there is one."""
+
+        def fitting():
+            return [payload for payload in self.received(name) if predicate(payload)]
+
+        return wait_until(fitting, timeout, f"a {name} event")
 
     def close(self):
         if self.connected:
             self.client.disconnect(namespace=self.namespace)
-        socketio.server.eio.sockets.pop(self.client.eio_sid, None)
 
 
 class Sockets:
@@ -103,6 +92,13 @@ class Sockets:
         reply = http.post("/login", data={"username": seed.username, "password": seed.password})
         assert reply.status_code == 302, reply.status_code
         socket = Socket(self.app, "/web", flask_test_client=http, headers=headers)
+        socket.http = http  # the logged-in HTTP client, for pages and logging out
+        self.opened.append(socket)
+        return socket
+
+    def link(self, token):
+        """A browser that opened a read-only link: no login, the link's token in the connect auth."""
+        socket = Socket(self.app, "/web", auth={"link": token})
         self.opened.append(socket)
         return socket
 
