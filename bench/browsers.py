@@ -6,12 +6,19 @@ Modes:
   stream   count messages (no JSON decoding) until each browser has the final one
   text     decode every message, rebuild the text, check it against --deltas words
   latency  decode every message, latency of every `|<monotonic ns>|` stamp in its text
+           (with --stamps model: of every `@<epoch us>` stamp, the stand-in model's
+           `paced:` directive, so the real agent and Claude Code can be measured)
   idle     open N connections (to /web for Tether) and hold them; report at checkpoints
 
 Talks to the orchestrator in lines: prints `READY {json}` once every browser is
 connected (and, for Tether, the first has started a command with execute_command
 and the others have subscribed to its session), then `RESULT {json}` when every
-browser has the end of the stream or --timeout passed. In idle mode it prints
+browser has the end of the stream or --timeout passed.
+
+A follow-up in an existing session (--session, --after-seq): every browser
+subscribes from --after-seq, and with --go the first one sends --command only
+when GO arrives on stdin (so the orchestrator can start its clocks and samplers
+first). RESULT then also says which command ran and the session's last seq. In idle mode it prints
 `AT {json}` at each checkpoint and waits for `NEXT` on stdin, and after the last
 one waits for `EXIT`.
 """
@@ -32,6 +39,9 @@ from bench import common  # noqa: E402
 from bench.sio_lite import SioClient, connect_many  # noqa: E402
 
 STAMP = re.compile(r"\|(\d+)\|")
+MODEL_STAMP = re.compile(r"@(\d+)")  # agent_client.standin's paced: deltas, microseconds since the epoch
+# CLOCK_REALTIME - CLOCK_MONOTONIC, read once: converts a receipt's monotonic stamp to the epoch.
+EPOCH_OFFSET_NS = time.time_ns() - time.monotonic_ns()
 
 
 def parse_args(argv=None):
@@ -50,6 +60,11 @@ def parse_args(argv=None):
     parser.add_argument("--concurrency", type=int, default=50, help="handshakes in flight at once")
     parser.add_argument("--checkpoints", default="", help="idle mode: e.g. 1000,5000")
     parser.add_argument("--connect-timeout", type=float, default=15.0)
+    parser.add_argument("--command", default="bench", help="Tether: the prompt the first browser sends")
+    parser.add_argument("--session", help="Tether: a session to continue (follow-up turn)")
+    parser.add_argument("--after-seq", type=int, default=0, help="with --session: its last seq so far")
+    parser.add_argument("--go", action="store_true", help="Tether: send the command only on GO")
+    parser.add_argument("--stamps", choices=("producer", "model"), default="producer")
     return parser.parse_args(argv)
 
 
@@ -80,7 +95,7 @@ class Browser:
 
     __slots__ = ("count", "chars", "t_first", "t_last", "done", "parts", "latencies", "seqs_ok", "last_seq")
 
-    def __init__(self):
+    def __init__(self, last_seq=0):
         self.count = 0
         self.chars = 0
         self.t_first = None
@@ -89,7 +104,7 @@ class Browser:
         self.parts = []
         self.latencies = []
         self.seqs_ok = True
-        self.last_seq = 0
+        self.last_seq = last_seq
 
 
 def make_handler(options, finished):
@@ -97,6 +112,7 @@ def make_handler(options, finished):
     event = b'["command_result"' if tether else b'["chunk"'
     not_last = b'"status":"streaming"' if tether else None
     decode = options.mode in ("text", "latency")
+    latency_of = model_latencies if options.stamps == "model" else producer_latencies
 
     def on_event(client, rest):
         if not rest.startswith(event):
@@ -118,7 +134,7 @@ def make_handler(options, finished):
             if options.mode == "text":
                 state.parts.append(text)
             else:
-                state.latencies.extend((stamp - int(t)) / 1e6 for t in STAMP.findall(text))
+                state.latencies.extend(latency_of(stamp, text))
             last = data.get("status") != "streaming" if tether else data.get("end")
         else:
             last = (not_last not in rest) if tether else (b'"end":' in rest)
@@ -127,6 +143,17 @@ def make_handler(options, finished):
             finished()
 
     return on_event
+
+
+def producer_latencies(stamp, text):
+    """ms from each `|<monotonic ns>|` in text to the receipt stamp (monotonic ns)."""
+    return [(stamp - int(t)) / 1e6 for t in STAMP.findall(text)]
+
+
+def model_latencies(stamp, text):
+    """ms from each `@<epoch us>` the stand-in model wrote to the receipt stamp (monotonic ns)."""
+    now_us = (stamp + EPOCH_OFFSET_NS) / 1000
+    return [(now_us - int(t)) / 1000 for t in MODEL_STAMP.findall(text)]
 
 
 async def stream(options, stdin):
@@ -150,29 +177,63 @@ async def stream(options, stdin):
         say("ERROR", {"connect_failures": len(failures), "first": failures[0]})
         return
     for client in clients:
-        client.state["browser"] = Browser()
+        client.state["browser"] = Browser(options.after_seq)
     ready = {"connected": len(clients), "connect_seconds": seconds, "compressed": clients[0].ws.compressed}
-    if options.target == "tether":
-        reply = await clients[0].call(
-            "execute_command", {"type": "execute_command", "projectId": options.project, "command": "bench"}
-        )
-        if not reply.get("ok"):
-            say("ERROR", {"execute_command": reply})
+    reply = {}
+    if options.target == "tether" and options.session:
+        if not await subscribe_all(clients, options.session, options.after_seq):
             return
-        subscribe = {"type": "subscribe", "sessionId": reply["sessionId"], "afterSeq": 0}
-        acks = await asyncio.gather(*(c.call("subscribe", subscribe, 30) for c in clients[1:]))
-        bad = [a for a in acks if not a.get("ok")]
-        if bad:
-            say("ERROR", {"subscribe": bad[0]})
+        ready["sessionId"] = options.session
+    elif options.target == "tether":
+        reply = await execute(clients[0], options)
+        if not reply.get("ok"):
+            return
+        if not await subscribe_all(clients[1:], reply["sessionId"], 0):
             return
         ready.update(sessionId=reply["sessionId"], commandId=reply["commandId"])
     cpu_before = common.own_cpu_seconds()
     say("READY", ready)
+    t_exec = None
+    if options.session:
+        if options.go:
+            await stdin.wait_for("GO")
+        t_exec = time.monotonic_ns()
+        reply = await execute(clients[0], options)
+        if not reply.get("ok"):
+            return
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(all_done, options.timeout)
-    say("RESULT", summarise(options, clients, common.own_cpu_seconds() - cpu_before))
+    result = summarise(options, clients, common.own_cpu_seconds() - cpu_before)
+    result.update(t_exec=t_exec, sessionId=reply.get("sessionId"), commandId=reply.get("commandId"))
+    say("RESULT", result)
     for client in clients:
         client.close()
+
+
+async def execute(client, options, patience=60.0):
+    """Send the command (waiting while the agent is still connecting); says ERROR on failure."""
+    payload = {"type": "execute_command", "projectId": options.project, "command": options.command}
+    if options.session:
+        payload["sessionId"] = options.session
+    deadline = time.monotonic() + patience
+    while True:
+        reply = await client.call("execute_command", payload, 30)
+        offline = (reply.get("error") or {}).get("code") == "agent_offline"
+        if not offline or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    if not reply.get("ok"):
+        say("ERROR", {"execute_command": reply})
+    return reply
+
+
+async def subscribe_all(clients, session_id, after_seq):
+    subscribe = {"type": "subscribe", "sessionId": session_id, "afterSeq": after_seq}
+    acks = await asyncio.gather(*(c.call("subscribe", subscribe, 30) for c in clients))
+    bad = [a for a in acks if not a.get("ok")]
+    if bad:
+        say("ERROR", {"subscribe": bad[0]})
+    return not bad
 
 
 def summarise(options, clients, cpu):
@@ -185,6 +246,7 @@ def summarise(options, clients, cpu):
         "client_cpu_seconds": cpu,
         "bytes_in": sum(c.ws.bytes_in for c in clients),
         "seqs_ok": all(b.seqs_ok for b in browsers),
+        "last_seq": max(b.last_seq for b in browsers),
     }
     if options.mode == "text" and options.deltas:
         expected = " ".join(f"w{i}" for i in range(options.deltas))

@@ -57,13 +57,13 @@ class Child:
     Stderr goes to a log file; the process is ended by its own PID only.
     """
 
-    def __init__(self, args, log_path, env=None, name=None):
+    def __init__(self, args, log_path, env=None, name=None, cwd=None):
         self.name = name or os.path.basename(args[1] if len(args) > 1 else args[0])
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             args,
-            cwd=ROOT,
+            cwd=cwd or ROOT,
             env=env or os.environ.copy(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -164,6 +164,8 @@ class Server:
                 args += ["--max-size", str(options["max_size"])]
             if options.get("agent_rate"):
                 args += ["--agent-rate", str(options["agent_rate"])]
+            if options.get("history"):
+                args += ["--history", options["history"]]
             if kind == "tether-nostore":
                 args.append("--no-storage")
             if kind == "tether-wal":
@@ -366,3 +368,14 @@ def csv_ints(text):
 
 def csv_words(text):
     return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def read_py_spy_samples(path):
+    """py-spy's raw format: one `frame;frame;... count` line per distinct stack, root first."""
+    stacks = []
+    with open(path) as file:
+        for line in file:
+            stack, _, count = line.rstrip().rpartition(" ")
+            if stack:
+                stacks.append((stack.split(";"), int(count)))
+    return stacks

@@ -1,6 +1,7 @@
 """Run every benchmark with reasonable defaults, then print where the targets stand.
 
-    .venv/bin/python bench/run_all.py [--quick] [--only fanout,latency,coalesce,capacity,followup,bigchunks]
+    .venv/bin/python bench/run_all.py [--quick]
+        [--only followup,outbox,coalesce,realpath,latency,fanout,bigchunks,capacity,page]
         [--modes eventlet,gevent]
 
 About 25 minutes on 2 cores (--quick: about 8). Each benchmark prints its own table
@@ -15,9 +16,9 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench import capacity, coalesce, common, fanout, followup, latency, outbox  # noqa: E402
+from bench import capacity, coalesce, common, fanout, followup, latency, outbox, page, realpath  # noqa: E402
 
-ALL = ("followup", "outbox", "coalesce", "latency", "fanout", "bigchunks", "capacity")
+ALL = ("followup", "outbox", "coalesce", "realpath", "latency", "fanout", "bigchunks", "capacity", "page")
 
 
 def parse_args(argv=None):
@@ -37,6 +38,7 @@ def plan(options):
         "followup": lambda: followup.main(quick),
         "outbox": lambda: outbox.main(quick),
         "coalesce": lambda: coalesce.main(quick + modes),
+        "realpath": lambda: realpath.main(quick + modes),
         "latency": lambda: latency.main(quick + modes),
         "fanout": lambda: fanout.main(quick + modes),
         # The relay's own text capacity once chunks are big (what coalescing makes of
@@ -47,6 +49,8 @@ def plan(options):
             + ["--size", "8000", "--window", "1", "--browsers", "1,20", "--deflate", "0", "--scale", "0.1"]
         ),
         "capacity": lambda: capacity.main(quick + modes),
+        # The chat page in Chromium (one server mode: the page is what is measured).
+        "page": lambda: page.main(quick),
     }
 
 
@@ -110,6 +114,24 @@ def summarise(out):
             "<= 1.2x",
             bool(x and x <= coalesce.TARGET_RATIO),
         )
+    for r in _pick(out.get("realpath"), path="current", measure="answer", browsers=20):
+        x = r.get("x_alone")
+        verdict(
+            "real path: 20,000 deltas to 20 browsers vs Claude Code alone, warm",
+            r["mode"],
+            f"{common.fmt(x, 2)}x",
+            f"<= {realpath.TARGET_RATIO}x",
+            bool(r.get("met")),
+        )
+    for r in _pick(out.get("realpath"), path="current", measure="latency"):
+        p50, p99 = common.fmt(r.get("p50_over_alone"), 1), common.fmt(r.get("p99_over_alone"), 1)
+        verdict(
+            f"real path: model to browser over alone's, {r['browsers']} browsers, 200 deltas/s",
+            r["mode"],
+            f"p50 +{p50} / p99 +{p99} ms",
+            f"+{realpath.TARGET_P50_MS:g} / +{realpath.TARGET_P99_MS:g} ms",
+            bool(r.get("met")),
+        )
     for r in _pick(out.get("latency"), target="tether", browsers=100, deflate=0):
         verdict(
             "p99 added latency, 100 browsers, 200 chunks/s",
@@ -129,6 +151,8 @@ def summarise(out):
             r["connected"] >= 5000 and r["rss_mb"] < capacity.TARGET_MB,
             r["config"],
         )
+    for target, measured, goal, met in out.get("page") or []:
+        verdict(f"page: {target}", "gevent", measured, goal, met)
     if verdicts:
         print()
         common.table(

@@ -7,6 +7,8 @@ Same code path as `python wsgi.py`: monkey-patch, create_app(ProductionConfig),
 socketio.run(). The knobs:
 
 --seed DIR      create a user, an agent and a project in DIR first; prints `SEED {json}`.
+--history N:C   with --seed: also a session of N answered turns of about C characters each
+                (bench/history.py); its id is `history_session_id` in the SEED line.
 --max-size N    passed to socketio.run, which hands it to eventlet.wsgi.server: the number
                 of connections eventlet serves at once. Like wsgi.py, the default is
                 TETHER_MAX_CONNECTIONS or 20,000 (eventlet's own default is 1,024: pass
@@ -28,6 +30,7 @@ import sys
 
 ARGS = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ARGS.add_argument("--seed", metavar="DIR")
+ARGS.add_argument("--history", metavar="TURNS:CHARS")
 ARGS.add_argument("--max-size", type=int)
 ARGS.add_argument("--agent-rate", type=float)
 ARGS.add_argument("--no-storage", action="store_true")
@@ -76,6 +79,7 @@ def seed(app, project_dir):
         return {
             "username": USERNAME,
             "password": PASSWORD,
+            "user_id": user.id,
             "token": token,
             "agent_id": agent.id,
             "project_id": project.id,
@@ -85,8 +89,10 @@ def seed(app, project_dir):
 
 def store_nothing():
     """Replace the chunk writer's storage with in-memory numbering (see --no-storage)."""
-    from app import db, storage
-    from app.models import Command, result_message
+    from app import commands as command_states
+    from app import db, outbound, storage
+    from app.models import Command
+    from protocol.messages import command_result
 
     commands = {}  # command id -> [session id, last agent seq]
     sessions = {}  # session id -> last seq
@@ -110,13 +116,13 @@ def store_nothing():
             final = chunk.is_complete or chunk.error is not None or chunk.agent_seq is None
             if final:  # the one write per command: its final state
                 command = db.session.get(Command, chunk.command_id)
-                storage._finish(command, chunk.error)
+                command_states.finish(command, chunk.error)
             status = ("error" if chunk.error else "complete") if final else "streaming"
-            results.append(
-                result_message(
-                    session_id, chunk.command_id, seq, chunk.data, status, chunk.event, chunk.error
-                )
+            result = command_result(
+                session_id, chunk.command_id, seq, chunk.data, status, chunk.event, chunk.error
             )
+            outbound.after_commit(db.session, outbound.result_to_session, result)
+            results.append(result)
             chunk.outcome = "stored"
         db.session.commit()
         return results
@@ -162,7 +168,15 @@ def main():
     if OPTIONS.profile:
         profile(OPTIONS.profile, OPTIONS.profile_seconds)
     if OPTIONS.seed:
-        print("SEED " + json.dumps(seed(app, OPTIONS.seed)), flush=True)
+        seeded = seed(app, OPTIONS.seed)
+        if OPTIONS.history:
+            from bench.history import make_history
+
+            turns, chars = (int(x) for x in OPTIONS.history.split(":"))
+            seeded["history_session_id"] = make_history(
+                app, seeded["project_id"], seeded["user_id"], turns, chars
+            )
+        print("SEED " + json.dumps(seeded), flush=True)
     if OPTIONS.no_storage:
         store_nothing()
     if OPTIONS.sqlite_wal:
