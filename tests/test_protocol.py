@@ -471,7 +471,7 @@ _chunks = st.dictionaries(
 ).map(lambda fields: {**make_message("server", Events.COMMAND_RESPONSE, error=None), **fields})
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(payload=_chunks)
 def test_what_the_plain_chunk_check_accepts_the_schema_loads_the_same(payload):
     fast = _plain_chunk(payload)

@@ -18,6 +18,7 @@ from app.models import Agent, hash_token, utcnow
 from protocol import PROTOCOL_VERSION
 from tests.harness import ROOT, WebClient, wait_until
 from tests.security.live import ScriptedAgent
+from tests.sockets import app_with
 
 FLASK = os.path.join(os.path.dirname(sys.executable), "flask")
 
@@ -42,6 +43,13 @@ def test_only_the_sha256_of_a_token_is_stored(app, seed):
 
 
 # -- in process: the dashboard and the token watch ------------------------------------------------
+
+
+@pytest.fixture
+def app(database_url):
+    """The app with a token watch every 0.2 s (1 s in TestingConfig): its tests wait for it."""
+    with app_with(database_url, AUTO_MIGRATE=False, TOKEN_CHECK_INTERVAL=0.2) as app:
+        yield app
 
 
 def logged_in(app, seed):
