@@ -200,13 +200,14 @@ def main(argv=None):
         state_dir=os.path.join(state_dir, "outbox"),
         demo=args.demo,
     )
-    signal.signal(signal.SIGTERM, lambda *_: agent.stop())
+    # SIGTERM (a service manager, `make run`) and Ctrl+C only ask run() to return; the agent
+    # then stops once, here, whatever other signals arrive while it does.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: agent.request_stop())
     try:
         agent.run()
     except FatalConnectError as error:
         fail(error)
-    except KeyboardInterrupt:
-        pass
     finally:
         agent.stop()
 

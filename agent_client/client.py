@@ -9,6 +9,7 @@ import contextlib
 import logging
 import socket
 import threading
+import time
 from collections import OrderedDict
 
 import socketio
@@ -79,6 +80,7 @@ class AgentClient:
         self._lock = threading.Lock()
         self._fatal = None
         self._stopped = threading.Event()
+        self._stop_asked = False  # set by request_stop(), from a signal handler
         self._register_handlers()
 
     # -- Sink interface, called by the runner's worker threads ----------------
@@ -116,10 +118,11 @@ class AgentClient:
     # -- connection --------------------------------------------------------------
 
     def run(self):
-        """Connect (retrying while the server is unreachable) and serve until stopped."""
+        """Connect (retrying while the server is unreachable) and serve until asked to stop;
+        the caller then calls stop()."""
         self.outbox.recover()
         delay = 0.5
-        while not self._stopped.is_set():
+        while not self._stopping(0):
             try:
                 self._connect()
                 break
@@ -129,19 +132,39 @@ class AgentClient:
                 if self._fatal:
                     raise FatalConnectError(self._fatal) from None
                 log.warning("cannot reach %s (%s); retrying in %.0f s", self.server_url, error, delay)
-                self._stopped.wait(delay)
+                self._stopping(delay)
                 delay = min(delay * 2, 15)
         threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True).start()
-        self._stopped.wait()
+        while not self._stopping(3600):
+            pass
         if self._fatal:
             raise FatalConnectError(self._fatal)
 
+    def request_stop(self):
+        """Make run() return soon. Safe in a signal handler: it only sets a flag. A handler that
+        stopped the agent itself could run inside a stop already under way (a second signal),
+        and wait forever for a lock that the stop it interrupted holds."""
+        self._stop_asked = True
+
+    def _stopping(self, seconds):
+        """Wait up to `seconds` for a reason to stop; True once there is one. Looks at the
+        signal handler's flag every 0.1 s."""
+        deadline = time.monotonic() + seconds
+        while not self._stop_asked:
+            if self._stopped.wait(max(0, min(deadline - time.monotonic(), 0.1))):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+        return True
+
     def stop(self):
+        log.info("stopping")
         self._stopped.set()
         self.workspace.close()
         self.runner.close()
         self.outbox.close()
         self.sio.disconnect()
+        log.info("stopped")
 
     def _connect(self):
         self.sio.connect(

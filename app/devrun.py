@@ -140,4 +140,7 @@ def register(app):
         finally:
             if agent and agent.poll() is None:
                 agent.terminate()
-                agent.wait(10)
+                try:
+                    agent.wait(10)
+                except subprocess.TimeoutExpired:  # never leave a stuck agent behind
+                    agent.kill()

@@ -7,9 +7,14 @@ Claude Code process (about 175 MB) for the whole idle timeout.
 """
 
 import contextlib
+import itertools
 import os
 import signal
+import subprocess
+import time
 from pathlib import Path
+
+import pytest
 
 from tests.claude_fixtures import claude_children, running
 from tests.harness import wait_until
@@ -79,3 +84,39 @@ def test_agent_keeps_at_most_max_warm_sessions_and_a_closed_one_resumes(live):
     assert browser.wait_final(again["commandId"])["status"] == "complete"
     assert "1. say: the first session" in browser.text_of(again["commandId"])
     assert len(claude_children(agent.proc.pid)) == 1
+
+
+def stopped_within(process, seconds):
+    """True if `process` (a harness Process) exits within `seconds`."""
+    try:
+        process.proc.wait(seconds)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def signal_until_stopped(process, signals, seconds=15):
+    """Send `signals` over and over, 2 ms apart, until the agent says it has stopped: as a
+    service manager, a terminal's Ctrl+C and `make run` may all signal it while it stops."""
+    deadline = time.monotonic() + seconds
+    for sig in itertools.cycle(signals):
+        if "INFO stopped" in process.output() or process.proc.poll() is not None:
+            break
+        assert time.monotonic() < deadline, "the agent did not stop: " + process.output()[-3000:]
+        process.send(sig)
+        time.sleep(0.002)
+    return stopped_within(process, 10)
+
+
+@pytest.mark.parametrize(
+    "signals", [[signal.SIGTERM], [signal.SIGINT, signal.SIGTERM]], ids=["TERM", "INT+TERM"]
+)
+def test_the_agent_stops_cleanly_however_many_signals_arrive_while_it_stops(live, signals):
+    seed, (browser,) = live.ready()
+    agent = live.latest_agent
+    browser.run(seed.project_id, "bash: echo started && sleep 2718")
+    (sleep,) = wait_until(lambda: processes_with_command([b"sleep", b"2718"]), message="the command to run")
+    with ended_at_last([sleep]):
+        assert signal_until_stopped(agent, signals), agent.output()[-3000:]
+        assert agent.proc.returncode == 0, agent.output()[-3000:]
+        assert "Traceback" not in agent.output()
