@@ -202,6 +202,7 @@ def main(argv=None):
     )
     # SIGTERM (a service manager, `make run`) and Ctrl+C only ask run() to return; the agent
     # then stops once, here, whatever other signals arrive while it does.
+    # (python-socketio's own SIGINT handler, replaced here, would disconnect and then raise.)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.request_stop())
     try:

@@ -218,6 +218,9 @@ class AgentClient:
             log.error(self._fatal)
             self._stopped.set()
             return
+        if reason == self.sio.reason.CLIENT_DISCONNECT:  # stop() closed it
+            log.info("disconnected from the server")
+            return
         log.warning("disconnected from the server (%s); reconnecting", reason)
 
     def _on_connect_error(self, data=None):
