@@ -52,12 +52,29 @@ def team(app, seed, sockets):
         _, path = accounts.create_session_link(
             db.session.get(ChatSession, command["sessionId"]), seed.user_id
         )
-    people = {"owner": owner, "link": sockets.link(path.rsplit("/", 1)[1])}
-    for who, name in NAMES.items():
-        people[who] = sockets.browser(SimpleNamespace(username=name, password=PASSWORD))
-    for socket in [agent, *people.values()]:
+    for socket in (agent, owner):
         socket.forget()
+    people = People(sockets, owner, path.rsplit("/", 1)[1])
     return Team(seed, agent, command, "req-1", people, other["sessionId"], path)
+
+
+class People(dict):
+    """Who -> their Socket on /web, signed in when a test first asks for them: most tests act
+    as one person, and signing five in for each of them was most of the matrix's time."""
+
+    def __init__(self, sockets, owner, link_token):
+        super().__init__(owner=owner)
+        self.sockets = sockets
+        self.link_token = link_token
+
+    def __missing__(self, who):
+        if who == "link":
+            socket = self.sockets.link(self.link_token)
+        else:
+            socket = self.sockets.browser(SimpleNamespace(username=NAMES[who], password=PASSWORD))
+        socket.forget()
+        self[who] = socket
+        return socket
 
 
 def snapshot(app, team):
