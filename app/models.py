@@ -54,10 +54,10 @@ def load_user(user_id):
     server: a copy of the cookie kept elsewhere is then worth nothing.
     """
     login_id = flask.session.get("login_id")
-    login_row = db.session.get(Login, login_id) if isinstance(login_id, str) else None
-    if login_row is None or not login_row.active or login_row.user_id != int(user_id):
+    if not isinstance(login_id, str) or not str(user_id).isdigit():
         return None
-    return db.session.get(User, login_row.user_id)
+    # One query, not a Login then a User: every page and every socket connect runs it.
+    return db.session.scalar(_USER_OF_ACTIVE_LOGIN, {"login_id": login_id, "user_id": int(user_id)})
 
 
 class Agent(db.Model):
@@ -340,3 +340,10 @@ class Login(db.Model):
     @property
     def active(self):
         return self.ended_at is None
+
+
+_USER_OF_ACTIVE_LOGIN = (
+    db.select(User)
+    .join(Login, Login.user_id == User.id)
+    .where(Login.id == db.bindparam("login_id"), Login.ended_at.is_(None), User.id == db.bindparam("user_id"))
+)

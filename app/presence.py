@@ -76,15 +76,23 @@ def agent_disconnected(agent_id, sid):
 def statuses_for(user_id):
     """The `agent_status` of each of a user's agents and of the agents of projects shared with
     them, for a browser that just connected."""
-    shared = (
+    # Columns, not Agent objects: every socket connect runs this.
+    rows = db.session.execute(_STATUS_OF_AGENTS_SEEN_BY, {"user_id": user_id})
+    return [
+        messages.agent_status(row.id, row.name, row.sid is not None, row.version, bool(row.demo))
+        for row in rows
+    ]
+
+
+_STATUS_OF_AGENTS_SEEN_BY = db.select(Agent.id, Agent.name, Agent.sid, Agent.version, Agent.demo).filter(
+    Agent.revoked_at.is_(None),
+    (Agent.user_id == db.bindparam("user_id"))
+    | Agent.id.in_(
         db.select(Project.agent_id)
         .join(ProjectMember, ProjectMember.project_id == Project.id)
-        .filter(ProjectMember.user_id == user_id)
-    )
-    agents = db.session.scalars(
-        db.select(Agent).filter(Agent.revoked_at.is_(None), (Agent.user_id == user_id) | Agent.id.in_(shared))
-    )
-    return [status_message(agent) for agent in agents]
+        .filter(ProjectMember.user_id == db.bindparam("user_id"))
+    ),
+)
 
 
 def sweep(app):
