@@ -337,10 +337,6 @@ class Login(db.Model):
     user_agent = db.Column(db.String(256), nullable=False, default="")
     address = db.Column(db.String(64), nullable=False, default="")
 
-    @property
-    def active(self):
-        return self.ended_at is None
-
 
 _USER_OF_ACTIVE_LOGIN = (
     db.select(User)

@@ -19,6 +19,25 @@ ASYNC_MODE = os.environ.get("TETHER_ASYNC_MODE", "gevent")
 WAIT = 30.0
 
 
+FLASK = os.path.join(os.path.dirname(sys.executable), "flask")
+
+
+def run_flask(database_url, instance, *args):
+    """`flask --app wsgi ARGS` as a real process on the test database (no other TETHER_ setting)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TETHER_")}
+    env.update(TETHER_DATABASE_URL=database_url, TETHER_INSTANCE_PATH=str(instance))
+    return subprocess.run(
+        [FLASK, "--app", "wsgi", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def flask_result(database_url, instance, *args):
+    """The last line `flask --app wsgi ARGS` prints (its result's identifier); it must succeed."""
+    done = run_flask(database_url, instance, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,9 +1,5 @@
 """Admin commands: `flask --app wsgi users|agents|projects ...`, in process and as real subprocesses."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 import socketio
 from flask_socketio import ConnectionRefusedError
@@ -13,9 +9,7 @@ from app.models import Agent, Project, User, hash_token
 from app.sockets.agent import _authenticate
 from protocol import PROTOCOL_VERSION
 from tests.conftest import PASSWORD
-from tests.harness import ROOT, wait_until
-
-FLASK = os.path.join(os.path.dirname(sys.executable), "flask")
+from tests.harness import run_flask, wait_until
 
 
 def invoke(runner, *args, input=None):
@@ -324,15 +318,6 @@ def test_projects_create_refuses_another_users_agent(app, runner):
 
 
 # -- real subprocesses -------------------------------------------------------------
-
-
-def run_flask(database_url, instance, *args):
-    """`flask --app wsgi ARGS` as a real process on the test database."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TETHER_")}
-    env.update(TETHER_DATABASE_URL=database_url, TETHER_INSTANCE_PATH=str(instance))
-    return subprocess.run(
-        [FLASK, "--app", "wsgi", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
 
 
 @pytest.mark.integration

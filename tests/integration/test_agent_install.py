@@ -28,14 +28,13 @@ from sqlalchemy import update
 from app import agent_dist, db, pairing
 from app.models import Agent, PairingCode, hash_token, utcnow
 from tests.conftest import make_seed
-from tests.harness import ROOT, ServerProcess, WebClient, wait_until
+from tests.harness import ServerProcess, WebClient, flask_result, wait_until
 from tests.sockets import app_with
 from tests.test_agent_dist import SERVER_ONLY
 
 # Creating the environment and installing the wheel's dependencies comes first.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-FLASK = os.path.join(os.path.dirname(sys.executable), "flask")
 INSTALL_WAIT = 600
 
 
@@ -74,16 +73,6 @@ class Machine:
             return file.read()
 
 
-def flask_command(database_url, workdir, *args):
-    """`flask --app wsgi ARGS` in its own process on the test database; its last line."""
-    env = dict(os.environ, TETHER_DATABASE_URL=database_url, TETHER_INSTANCE_PATH=str(workdir / "cli"))
-    done = subprocess.run(
-        [FLASK, "--app", "wsgi", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
-
-
 class Wheel:
     """What GET /agent/install says, in the shape agent_dist's commands take."""
 
@@ -113,7 +102,7 @@ def machine(tmp_path_factory, claude_env, databases):
         home = workdir / "home"
         (home / "code").mkdir(parents=True)
         seed = make_seed(app, str(home / "code"), "alice", "laptop")
-        code = flask_command(database_url, workdir, "agents", "pair", "alice", "laptop")
+        code = flask_result(database_url, workdir / "cli", "agents", "pair", "alice", "laptop")
         command = agent_dist.install_command(server.url, Wheel(server.url), code)
         env = machine_env(str(home), claude_env)
         log_path = str(workdir / "machine.log")
@@ -235,7 +224,7 @@ def test_a_code_is_refused_the_second_time(machine):
 
 
 def test_a_code_is_refused_after_it_expires(machine):
-    code = flask_command(machine.database_url, machine.workdir, "agents", "pair", "alice", "spare")
+    code = flask_result(machine.database_url, machine.workdir / "cli", "agents", "pair", "alice", "spare")
     with machine.app.app_context():
         digest = pairing.hash_code(pairing.normalise(code))
         db.session.execute(
@@ -261,7 +250,7 @@ def test_wrong_codes_are_rate_limited(machine):
             for _ in range(machine.app.config["PAIR_MAX_FAILURES"])
         ]
         assert statuses == [401] * len(statuses)
-        code = flask_command(machine.database_url, machine.workdir, "agents", "pair", "alice", "spare")
+        code = flask_result(machine.database_url, machine.workdir / "cli", "agents", "pair", "alice", "spare")
 
         done = pair_with(machine, code, server=other)
 

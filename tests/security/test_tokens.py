@@ -1,10 +1,7 @@
 """Agent tokens: 256 random bits, stored hashed, revocable and rotatable at once, optionally expiring."""
 
 import base64
-import os
 import re
-import subprocess
-import sys
 import time
 from datetime import timedelta
 
@@ -16,11 +13,9 @@ from app import db
 from app.accounts import create_agent, find_user
 from app.models import Agent, hash_token, utcnow
 from protocol import PROTOCOL_VERSION
-from tests.harness import ROOT, WebClient, wait_until
+from tests.harness import WebClient, flask_result, wait_until
 from tests.security.live import ScriptedAgent
 from tests.sockets import app_with
-
-FLASK = os.path.join(os.path.dirname(sys.executable), "flask")
 
 
 def test_tokens_carry_256_random_bits_behind_a_recognisable_prefix(app, seed):
@@ -129,15 +124,6 @@ def test_the_watch_leaves_valid_agents_alone(app, seed, other, sockets):
 # -- the real thing: `flask agents revoke|rotate` in its own process, a real server and agent ----------
 
 
-def run_flask(database_url, tmp_path, *args):
-    env = dict(os.environ, TETHER_DATABASE_URL=database_url, TETHER_INSTANCE_PATH=str(tmp_path / "cli"))
-    done = subprocess.run(
-        [FLASK, "--app", "wsgi", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
-
-
 def agent_login(url, token):
     client = socketio.Client(reconnection=False)
     auth = {"token": token, "protocolVersion": PROTOCOL_VERSION, "name": "probe"}
@@ -156,7 +142,9 @@ def test_the_admin_command_in_another_process_cuts_a_connected_agent_off(
     browser = WebClient(server.url, seed.username, seed.password).connect()
     browser.agent_online(seed.agent_id)
 
-    last_line = run_flask(database_url, tmp_path, "agents", command, seed.username, seed.agent_name)
+    last_line = flask_result(
+        database_url, tmp_path / "cli", "agents", command, seed.username, seed.agent_name
+    )
 
     browser.agent_online(seed.agent_id, online=False, timeout=10)
     wait_until(lambda: not agent.sio.connected, timeout=5, message="the agent's socket to close")
