@@ -216,7 +216,13 @@ class Outbox:
             if stream.in_flight is not None:
                 if now - stream.sent_at < ACK_TIMEOUT:
                     continue
-                stream.in_flight = None  # the ack never came: send the chunk again
+                log.warning(
+                    "no acknowledgement of chunk %s of command %s in %.0f s; sending it again",
+                    stream.in_flight["seq"],
+                    stream.command_id,
+                    ACK_TIMEOUT,
+                )
+                stream.in_flight = None
             if now < stream.retry_at:
                 wait = min(wait, stream.retry_at - now)
                 continue

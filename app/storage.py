@@ -80,6 +80,9 @@ class ChunkWriter(QueueTasks):
         chunk.deadline = time.monotonic() + timeout
         self.put(chunk)
         if not chunk.done.wait(timeout):
+            log.warning(
+                "chunk %s of command %s not stored within %.0f s", chunk.agent_seq, chunk.command_id, timeout
+            )
             return "failed"
         return chunk.outcome
 

@@ -6,6 +6,7 @@ that uses it is marked integration or browser, and so kept out of `make test-fas
 """
 
 import functools
+import glob
 import os
 from dataclasses import dataclass
 
@@ -23,6 +24,23 @@ from tests.sockets import Sockets, app_with
 pytest_plugins = ["tests.lanes", "tests.claude_fixtures", "tests.push_service", "pytester"]
 
 PASSWORD = "correct horse battery"
+
+
+LOG_TAIL_LINES = 60
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that started the server or agents shows the end of their logs: on CI
+    that is all there is to tell a lost message from a stuck process."""
+    report = yield
+    tmp_path = item.funcargs.get("tmp_path") if hasattr(item, "funcargs") else None
+    if report.failed and tmp_path is not None:
+        for path in sorted(glob.glob(os.path.join(tmp_path, "*.log"))):
+            with open(path, encoding="utf-8", errors="replace") as file:
+                tail = file.readlines()[-LOG_TAIL_LINES:]
+            report.sections.append((f"Captured end of {os.path.basename(path)}", "".join(tail)))
+    return report
 
 
 @pytest.fixture(scope="session")

@@ -310,7 +310,8 @@ class WebClient:
                 return None
             # Handlers run in threads of their own (see session_results): wait until every
             # result before the last one is recorded too. A command's seqs are contiguous.
-            seqs = sorted(r["seq"] for r in results if r["seq"] <= last["seq"])
+            # A duplicate must not hide the end: the caller's checks of the text show it.
+            seqs = sorted({r["seq"] for r in results if r["seq"] <= last["seq"]})
             return last if seqs == list(range(seqs[0], last["seq"] + 1)) else None
 
         return wait_until(final, timeout, f"the end of command {command_id}")
