@@ -3,7 +3,30 @@ sender): a queue from the async mode and background tasks that take from it, sta
 use or with the app, each stopped by a None. Each service has its own loop (batching, ordering,
 retries) in `_run`."""
 
-from app import socketio
+import contextlib
+import logging
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from app import db, socketio
+
+log = logging.getLogger("tether.background")
+
+
+def end_session():
+    """End this task's database session, whatever state its connection is in.
+
+    A connection that the database closed under an open transaction (a restart, a failover, a
+    dropped link) fails the rollback that ending a session does. It is thrown away instead,
+    so that the task's next job or event gets a fresh one: the error must not end the task.
+    """
+    try:
+        db.session.remove()
+    except SQLAlchemyError as error:
+        log.warning("database connection lost (%s); the next use opens a new one", type(error.orig).__name__)
+        with contextlib.suppress(SQLAlchemyError):
+            db.session.registry().invalidate()
+        db.session.registry.clear()
 
 
 class QueueTasks:

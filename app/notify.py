@@ -22,7 +22,7 @@ import logging
 from flask import current_app
 
 from app import current_services, db, outbound, push
-from app.background import QueueTasks
+from app.background import QueueTasks, end_session
 from app.models import ChatSession, Command, PermissionRequest, Project, ProjectMember
 from protocol import messages
 from protocol.states import ACTIVE_STATES, FINAL_STATES
@@ -232,6 +232,5 @@ class Notifier(QueueTasks):
                     handle(event)
                 except Exception:  # the notifier must outlive any one event
                     log.exception("could not handle %s", event)
-                    db.session.rollback()
                 finally:
-                    db.session.remove()
+                    end_session()

@@ -39,7 +39,7 @@ from pywebpush import WebPushException, webpush
 from sqlalchemy.exc import IntegrityError
 
 from app import current_services, db, socketio
-from app.background import QueueTasks
+from app.background import QueueTasks, end_session
 from app.models import NotificationSent, NotificationSettings, PushSubscription, utcnow
 from app.push_guard import MAX_ENDPOINT_CHARS, EndpointRefused, GuardedSession, check_endpoint
 
@@ -358,7 +358,7 @@ class PushSender(QueueTasks):
                     db.session.execute(db.delete(PushSubscription).filter_by(id=delivery.subscription_id))
                     db.session.commit()
                 finally:
-                    db.session.remove()
+                    end_session()
             log.info("push subscription %s has expired: deleted", delivery.subscription_id)
         elif outcome == "retry" and delivery.attempt < self.app.config["PUSH_ATTEMPTS"]:
             delay = self.app.config["PUSH_RETRY_BASE"] * 2 ** (delivery.attempt - 1)

@@ -14,7 +14,8 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from app import db, socketio
+from app import socketio
+from app.background import end_session
 from app.notify import Notifier
 from app.push import PushSender
 from app.storage import ChunkWriter
@@ -78,9 +79,8 @@ class Scheduler:
                 job.run(self.app)
             except Exception:
                 log.exception("background job %s failed", job.name)
-                db.session.rollback()
             finally:
-                db.session.remove()
+                end_session()
 
 
 class Services:

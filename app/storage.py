@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import commands, current_services, db, notify, outbound, socketio
-from app.background import QueueTasks
+from app.background import QueueTasks, end_session
 from app.models import ChatSession, Chunk, Command, PermissionRequest, utcnow
 from protocol import messages
 from protocol.states import ACTIVE_STATES
@@ -118,7 +118,7 @@ class ChunkWriter(QueueTasks):
             try:
                 write_chunks(batch)
             except SQLAlchemyError:
-                db.session.rollback()
+                end_session()  # rolls back; a connection lost meanwhile is replaced
                 if len(batch) > 1:
                     # Another process raced us on one command: retry one by one so
                     # only the conflicting chunk fails (its agent sends it again).
@@ -128,7 +128,7 @@ class ChunkWriter(QueueTasks):
                 log.exception("could not store a chunk of command %s", batch[0].command_id)
                 batch[0].outcome = "failed"
             finally:
-                db.session.remove()
+                end_session()
         for chunk in batch:
             if chunk.outcome == "held":
                 self.held.append(chunk)
