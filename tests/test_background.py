@@ -10,9 +10,10 @@ notifier for good.
 import pytest
 from sqlalchemy import text
 
-from app import current_services, db, notify, storage
+from app import current_services, db, notify, relay, storage
 from app.services import Job
 from app.storage import ChunkIn
+from protocol import ProtocolError
 from tests.conftest import make_command
 from tests.harness import wait_until
 from tests.sockets import app_with
@@ -76,3 +77,16 @@ def test_the_writer_stores_the_next_chunk_after_the_database_ended_its_connectio
     writer = current_services(app).writer
     assert writer.store(ChunkIn(command_id, 1, data="a")) == "failed"  # the agent sends it again
     assert writer.store(ChunkIn(command_id, 1, data="a")) == "stored"
+
+
+def test_an_event_is_answered_when_the_database_ended_its_connection(app, seed, sockets, monkeypatch):
+    def refuse_on_a_lost_connection(user_id, message):
+        lose_the_connection()
+        raise ProtocolError("not_found", "nothing is running in this session")
+
+    monkeypatch.setattr(relay, "cancel_command", refuse_on_a_lost_connection)
+    browser = sockets.browser(seed)
+    reply = browser.call("cancel_command", sessionId="s1")
+    assert reply["error"]["code"] == "not_found"
+    monkeypatch.undo()
+    assert browser.call("cancel_command", sessionId="s1")["error"]["code"] == "not_found"

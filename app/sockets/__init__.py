@@ -9,7 +9,7 @@ import re
 from flask import current_app, request
 from flask_socketio import Namespace
 
-from app import db
+from app.background import end_session
 from app.limits import TokenBucket
 from protocol import ProtocolError, error_reply, load
 
@@ -104,11 +104,11 @@ def inbound(audience, event, rate_limited=True, max_bytes="MAX_MESSAGE_BYTES"):
                 payload = _scrubbed(payload, _check_size(payload, current_app.config[max_bytes]))
                 return method(self, state, load(audience, event, payload))
             except ProtocolError as error:
-                db.session.rollback()
+                end_session()
                 return error_reply(error.code, error.message, error.fields)
             except Exception:
                 log.exception("%s handler failed", event)
-                db.session.rollback()
+                end_session()
                 return error_reply("internal", "the server could not handle this message")
 
         return handler
