@@ -26,7 +26,7 @@ test: $(VENV)/.installed
 	$(BIN)/python -m tests.run_all
 
 ## The unit tests: every test that starts no process (no server, agent, Claude Code, flask or
-## Chromium), in three workers (their waits overlap); 36 s on two idle cores (982 tests).
+## Chromium), in three workers (their waits overlap); 31 to 35 s on two idle cores (986 tests).
 test-fast: $(VENV)/.installed
 	$(BIN)/pytest -q -n 3 -m "not integration and not browser"
 

@@ -47,6 +47,9 @@ class Config:
     SECRET_KEY = os.environ.get("TETHER_SECRET_KEY")
     SQLALCHEMY_DATABASE_URI = _database_url()
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # How passwords are hashed: werkzeug's scrypt at its own work factor (n=2**15), about 0.1 s
+    # of CPU to make or to check. Only TestingConfig lowers it.
+    PASSWORD_HASH_METHOD = "scrypt"
     # Bring the schema up to date at start-up (creates every table the first time).
     AUTO_MIGRATE = os.environ.get("TETHER_AUTO_MIGRATE", "1") == "1"
     MESSAGE_QUEUE = os.environ.get("TETHER_MESSAGE_QUEUE")
@@ -149,6 +152,9 @@ class TestingConfig(Config):
     SECRET_KEY = "testing-secret"
     SQLALCHEMY_DATABASE_URI = os.environ.get("TETHER_TEST_DATABASE_URL", "sqlite://")
     WTF_CSRF_ENABLED = False
+    # Scrypt at 1/256 of the work (n=2**7): ~0.3 ms instead of ~100 ms of CPU per hash or check.
+    # Tests make and sign in thousands of users; tests/test_auth.py checks the real setting.
+    PASSWORD_HASH_METHOD = "scrypt:128:8:1"
     PRESENCE_INTERVAL = 0.5
     PRESENCE_TIMEOUT = 3.0
     AGENT_LOST_GRACE = 2.0

@@ -16,6 +16,7 @@ from werkzeug.security import generate_password_hash
 from app import current_services, db
 from app.accounts import create_agent, create_project
 from app.models import ChatSession, Chunk, Command, User
+from config import TestingConfig
 from tests.databases import Databases
 from tests.harness import ASYNC_MODE, AgentProcess, ServerProcess, WebClient
 from tests.lanes import starts
@@ -116,12 +117,9 @@ class Seed:
     project_path: str
 
 
-# The seeded users' password hash: scrypt as the app stores it, at 1/32 of the work factor
-# werkzeug uses (n=2**10, not 2**15). Logging in checks it through the app's own code in
-# ~3 ms instead of ~100 ms of CPU, and nearly every test seeds a user and logs in.
-# Users made through the app (create_user, the pages, `flask users`) get the full strength:
-# tests/test_auth.py checks that.
-SEED_HASH_METHOD = "scrypt:1024:8:1"
+# The seeded users' password hash: the testing configuration's cheaper scrypt (config.py), so
+# that signing in costs ~0.3 ms instead of ~100 ms of CPU; nearly every test seeds a user and logs in.
+SEED_HASH_METHOD = TestingConfig.PASSWORD_HASH_METHOD
 
 
 @functools.cache

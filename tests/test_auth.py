@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from app import create_app, db
 from app.accounts import create_agent, create_user, rotate_token, set_password
 from app.models import User
-from config import TestingConfig
+from config import Config, ProductionConfig, TestingConfig
 
 CSRF_INPUT = re.compile(r'<input[^>]*name="csrf_token"[^>]*>')
 
@@ -268,8 +268,10 @@ def test_database_holds_neither_the_password_nor_an_agent_token(app, client, see
         assert db.session.get(User, seed.user_id).password_hash.startswith("scrypt:")
 
 
-def test_users_made_by_the_app_get_full_strength_scrypt(app, client):
-    """The seeded users of the other tests carry a cheaper hash (tests/conftest.py SEED_HASH_METHOD)."""
+def test_users_made_by_the_app_get_full_strength_scrypt(app, client, monkeypatch):
+    """Tests hash with a cheaper scrypt (TestingConfig); every other configuration with the full one."""
+    assert Config.PASSWORD_HASH_METHOD == ProductionConfig.PASSWORD_HASH_METHOD == "scrypt"
+    monkeypatch.setitem(app.config, "PASSWORD_HASH_METHOD", Config.PASSWORD_HASH_METHOD)
     with app.app_context():
         stored = create_user("carol", "a long enough password").password_hash
         set_password("carol", "another long password")

@@ -32,14 +32,14 @@ def _safe_next(target):
 def _password_matches(user, password):
     """Check the password; an unknown user costs the same hash, so timing tells nothing."""
     if user is None:
-        check_password_hash(_dummy_hash(), password)
+        check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
         return False
     return user.check_password(password)
 
 
 @functools.cache
-def _dummy_hash():
-    return generate_password_hash(secrets.token_hex(16), method="scrypt")
+def _dummy_hash(method):
+    return generate_password_hash(secrets.token_hex(16), method=method)
 
 
 @login.unauthorized_handler
