@@ -534,9 +534,10 @@ def run(options):
                         record("busy", busy(chrome, variant, count))
         for variant in variants if "history" in only else ():
             record("history", history(chrome, variant, options))
-        for variant in variants if "phone" in only else ():
-            record("phone", latency(chrome, variant, options, PHONE, THROTTLE))
-            record("phone", busy(chrome, variant, 20000, PHONE, THROTTLE, typing=TYPED))
+        for _ in range(options.repeat):
+            for variant in variants if "phone" in only else ():
+                record("phone", latency(chrome, variant, options, PHONE, THROTTLE))
+                record("phone", busy(chrome, variant, 20000, PHONE, THROTTLE, typing=TYPED))
     finally:
         if chrome:
             chrome.close()
@@ -681,6 +682,17 @@ def _cells(row, columns):
     ]
 
 
+def phone_summary(rows):
+    """The phone's trials as median rows: its latency runs, and its typing runs (typed whole
+    only if every trial typed whole)."""
+    latency = summary([r for r in rows if "added_p50" in r], GROUP, LATENCY_KEYS)
+    typing_rows = [r for r in rows if "typed" in r]
+    typing = summary(typing_rows, GROUP, BUSY_KEYS + ("slow_key_events", "slowest_key_ms"))
+    for row in typing:
+        row["typed"] = all(r["typed"] for r in typing_rows if r["variant"] == row["variant"])
+    return latency + typing
+
+
 def report(out):
     latencies = summary(out["latency"] + [r for r in out["phone"] if "added_p50" in r], GROUP, LATENCY_KEYS)
     busies = summary(out["busy"] + [r for r in out["phone"] if "busy_s" in r], GROUP, BUSY_KEYS)
@@ -726,7 +738,7 @@ def report(out):
             [_cells(r, columns) for r in out["history"]],
             title="\nA long session: opened by URL, wheel-scrolled up, then every turn loaded",
         )
-    rows = verdicts(latencies, busies, out["history"], out["phone"])
+    rows = verdicts(latencies, busies, out["history"], phone_summary(out["phone"]))
     if rows:
         common.table(
             ["target", "measured", "goal", "verdict"],
