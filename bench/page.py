@@ -68,7 +68,7 @@ PROBE = r"""
 (() => {
   const P = (window.__probe = {
     watch: false, arrival: new Map(), stamp: new Map(), shown: new Map(), maxShown: -1,
-    longTasks: [], frames: [], events: [],
+    longTasks: [], longFrames: [], frames: [], events: [],
   });
   const Native = window.WebSocket;
   window.WebSocket = class extends Native {
@@ -87,6 +87,19 @@ PROBE = r"""
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) P.longTasks.push([e.startTime, e.duration]);
   }).observe({ type: "longtask", buffered: true });
+  // What ran in a frame over 50 ms (Long Animation Frames): the scripts that took longest in it.
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const scripts = [...e.scripts].sort((a, b) => b.duration - a.duration).slice(0, 3);
+      P.longFrames.push({
+        duration: Math.round(e.duration),
+        blocking: Math.round(e.blockingDuration),
+        render: Math.round(e.duration - (e.renderStart ? e.renderStart - e.startTime : e.duration)),
+        scripts: scripts.map((x) => `${x.invoker || x.invokerType} ${Math.round(x.duration)} ms`
+          + ` (${(x.sourceURL || "").split("/").pop()}:${x.sourceFunctionName || "?"})`),
+      });
+    }
+  }).observe({ type: "long-animation-frame", buffered: true });
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) P.events.push([e.name, e.duration, e.processingStart - e.startTime]);
   }).observe({ type: "event", durationThreshold: 16, buffered: true });
@@ -152,7 +165,7 @@ PROBE = r"""
     return { timeOrigin: performance.timeOrigin, rows };
   };
   P.mark = () => {
-    P.longTasks = []; P.frames = []; P.events = []; last = 0;
+    P.longTasks = []; P.longFrames = []; P.frames = []; P.events = []; last = 0;
   };
 })();
 """
@@ -393,6 +406,7 @@ def busy(chrome, variant, count, viewport=DESKTOP, throttle=1, typing=None):
     after = metrics(cdp)
     exact = page.evaluate(EXACT, count)
     long_tasks = page.evaluate("__probe.longTasks")
+    long_frames = page.evaluate("__probe.longFrames")
     events = page.evaluate("__probe.events")
     page.context.close()
     key_events = [e for e in events if e[0] in ("keydown", "keypress", "keyup", "input", "beforeinput")]
@@ -413,6 +427,8 @@ def busy(chrome, variant, count, viewport=DESKTOP, throttle=1, typing=None):
         - before["RecalcStyleDuration"],
         "long_tasks": len(long_tasks),
         "longest_ms": max((d for _, d in long_tasks), default=0),
+        # The slowest frame over 50 ms, with the scripts that took longest in it.
+        "longest_frame": max(long_frames, key=lambda f: f["duration"], default=None),
     }
     if typing:
         row.update(
