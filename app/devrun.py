@@ -138,6 +138,9 @@ def register(app):
         try:
             socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, log_output=False)
         finally:
+            # The server has stopped: what its connection threads still log is the agent's
+            # last WebSocket frames read as HTTP ("Bad request syntax"), not news either.
+            logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
             if agent and agent.poll() is None:
                 agent.terminate()
                 try:
