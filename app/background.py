@@ -23,7 +23,8 @@ def end_session():
     try:
         db.session.remove()
     except SQLAlchemyError as error:
-        log.warning("database connection lost (%s); the next use opens a new one", type(error.orig).__name__)
+        cause = getattr(error, "orig", None) or error  # not every SQLAlchemy error wraps a driver's
+        log.warning("database connection lost (%s); the next use opens a new one", type(cause).__name__)
         with contextlib.suppress(SQLAlchemyError):
             db.session.registry().invalidate()
         db.session.registry.clear()
