@@ -314,7 +314,24 @@ class WebClient:
             seqs = sorted({r["seq"] for r in results if r["seq"] <= last["seq"]})
             return last if seqs == list(range(seqs[0], last["seq"] + 1)) else None
 
-        return wait_until(final, timeout, f"the end of command {command_id}")
+        try:
+            return wait_until(final, timeout, f"the end of command {command_id}")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; {self._received(command_id)}") from None
+
+    def _received(self, command_id):
+        """What this client got of a command, for a failure message: its results' seqs and statuses,
+        its states, and how often the socket connected."""
+        with self.cond:
+            results = sorted((r["seq"], r["status"]) for r in self.results if r["commandId"] == command_id)
+            states = [
+                p.get("state")
+                for name, p in self.events
+                if name == "command_state" and p.get("commandId") == command_id
+            ]
+            connects = self.connects
+        shown = results if len(results) <= 12 else [*results[:4], "...", *results[-6:]]
+        return f"received {len(results)} results {shown}, states {states}, {connects} connects"
 
     def text_of(self, command_id):
         with self.cond:
