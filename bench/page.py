@@ -565,10 +565,14 @@ TYPED = "the composer keeps up with me"
 
 
 def _median_row(rows, keys):
-    """One row for a set of trials: the median of each numeric key."""
+    """One row for a set of trials: the median of each numeric key; a check holds if it held in
+    every trial."""
     merged = dict(rows[0])
     for key in keys:
         merged[key] = common.median([r.get(key) for r in rows])
+    for key in CHECKS:
+        if key in merged:
+            merged[key] = all(r.get(key) for r in rows)
     merged["trials"] = len(rows)
     return merged
 
@@ -583,10 +587,12 @@ def summary(rows, group, keys):
 
 LATENCY_KEYS = ("added_p50", "added_p99", "added_max", "e2e_p50", "e2e_p99", "load")
 BUSY_KEYS = ("seconds", "busy_s", "cpu_s", "script_s", "layout_s", "long_tasks", "longest_ms", "load")
+BUSY_KEYS += ("slow_key_events", "slowest_key_ms")  # the phone's runs, typing while it streams
+CHECKS = ("exact", "typed")
 GROUP = ("variant", "viewport", "throttle", "deltas")
 
 
-def verdicts(latencies, busies, histories, phone):
+def verdicts(latencies, busies, histories):
     """(target, measured, goal, met) for the new page, with the old page's figure beside it."""
     rows = []
 
@@ -666,7 +672,7 @@ def verdicts(latencies, busies, histories, phone):
                 new["heap_all_mb"] < HEAP_MB,
             )
         )
-    slow = pick([r for r in phone if "added_p50" in r], "new")
+    slow = pick(latencies, "new", throttle=THROTTLE)
     if slow:
         rows.append(
             (
@@ -676,7 +682,7 @@ def verdicts(latencies, busies, histories, phone):
                 slow["added_p50"] <= LATENCY_P50_MS and slow["added_p99"] <= LATENCY_P99_MS,
             )
         )
-    typing = pick([r for r in phone if "typed" in r], "new")
+    typing = pick(busies, "new", throttle=THROTTLE)
     if typing:
         rows.append(
             (
@@ -696,17 +702,6 @@ def _cells(row, columns):
         common.fmt(row.get(key), digits) if digits is not None else row.get(key, "-")
         for key, digits in columns
     ]
-
-
-def phone_summary(rows):
-    """The phone's trials as median rows: its latency runs, and its typing runs (typed whole
-    only if every trial typed whole)."""
-    latency = summary([r for r in rows if "added_p50" in r], GROUP, LATENCY_KEYS)
-    typing_rows = [r for r in rows if "typed" in r]
-    typing = summary(typing_rows, GROUP, BUSY_KEYS + ("slow_key_events", "slowest_key_ms"))
-    for row in typing:
-        row["typed"] = all(r["typed"] for r in typing_rows if r["variant"] == row["variant"])
-    return latency + typing
 
 
 def report(out):
@@ -754,7 +749,7 @@ def report(out):
             [_cells(r, columns) for r in out["history"]],
             title="\nA long session: opened by URL, wheel-scrolled up, then every turn loaded",
         )
-    rows = verdicts(latencies, busies, out["history"], phone_summary(out["phone"]))
+    rows = verdicts(latencies, busies, out["history"])
     if rows:
         common.table(
             ["target", "measured", "goal", "verdict"],
