@@ -117,18 +117,15 @@ class Seed:
     project_path: str
 
 
-# The seeded users' password hash: the testing configuration's cheaper scrypt (config.py), so
-# that signing in costs ~0.3 ms instead of ~100 ms of CPU; nearly every test seeds a user and logs in.
-SEED_HASH_METHOD = TestingConfig.PASSWORD_HASH_METHOD
-
-
 @functools.cache
 def password_hash():
-    return generate_password_hash(PASSWORD, method=SEED_HASH_METHOD)
+    # Hashed once, with the testing configuration's cheaper scrypt (config.py): signing in costs
+    # ~0.3 ms instead of ~100 ms of CPU, and nearly every test seeds a user and logs in.
+    return generate_password_hash(PASSWORD, method=TestingConfig.PASSWORD_HASH_METHOD)
 
 
 def make_user(username):
-    """A user signing in with PASSWORD, hashed as the seeded ones are (SEED_HASH_METHOD: a
+    """A user signing in with PASSWORD, hashed as the seeded ones are (TestingConfig's method: a
     full-strength hash costs ~0.1 s to make and again at each login); inside an app context."""
     user = User(username=username, password_hash=password_hash())
     db.session.add(user)
@@ -137,7 +134,7 @@ def make_user(username):
 
 
 def make_seed(app, workdir, username="alice", agent_name="laptop"):
-    """A user with one agent and one project in `workdir` (the user's hash: SEED_HASH_METHOD)."""
+    """A user with one agent and one project in `workdir` (the user's hash: password_hash())."""
     with app.app_context():
         user = make_user(username)
         agent, token = create_agent(user, agent_name)

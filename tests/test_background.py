@@ -15,15 +15,12 @@ from app.services import Job
 from app.storage import ChunkIn
 from protocol import ProtocolError
 from tests.conftest import make_command
+from tests.databases import on_postgresql
 from tests.harness import wait_until
-from tests.sockets import app_with
 
-
-@pytest.fixture
-def app(postgresql_url):
-    """Always PostgreSQL, whatever the pass: SQLite has no connection to lose."""
-    with app_with(postgresql_url) as app:
-        yield app
+# SQLite has no connection to lose: these run in the PostgreSQL pass of `make test` (or with
+# TETHER_TEST_DB=postgresql), and the unit lane needs no database server.
+pytestmark = pytest.mark.skipif(not on_postgresql(), reason="needs PostgreSQL (TETHER_TEST_DB=postgresql)")
 
 
 def lose_the_connection(app=None):
