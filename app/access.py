@@ -132,7 +132,12 @@ def lost_follows(follows):
     )
     lost = []
     for key, user_id, link_session_id, session_id in follows:
-        project_id, owner_id = projects.get(session_id, (None, None))
+        if session_id not in projects:
+            # Not committed yet: the sender of a command follows its new session before the
+            # commit that creates it (relay.execute_command), so that it misses nothing of it.
+            # Nothing is sent to a session that does not exist; the next check judges it.
+            continue
+        project_id, owner_id = projects[session_id]
         if user_id is None:
             allowed = session_id == link_session_id
         else:

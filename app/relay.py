@@ -56,10 +56,13 @@ def execute_command(user_id, message, sid):
         command = _new_command(user_id, agent, project, session, message, files)
         # The sender follows the session before anything of it is announced.
         _follow(sid, session)
+        session_id = session.id
         try:
             db.session.commit()
         except IntegrityError:  # the same clientMessageId raced in from another socket
             db.session.rollback()
+            if "sessionId" not in message:
+                _unfollow(sid, session_id)  # the new session was never created
             return _previous_answer(user_id, message.get("clientMessageId"), sid)
     _dispatch(agent, session, project, command)
     return ok_reply(sessionId=session.id, commandId=command.id)
@@ -112,6 +115,11 @@ def _follow(sid, session):
     with contextlib.suppress(KeyError):  # the socket disconnected meanwhile
         outbound.join_session(sid, session.id)
         current_services().delivery.follow_from(sid, session.id, session.last_seq)
+
+
+def _unfollow(sid, session_id):
+    current_services().delivery.unsubscribe(sid, session_id)
+    outbound.leave_session(sid, session_id)
 
 
 def _previous_answer(user_id, client_message_id, sid=None):
@@ -244,8 +252,7 @@ def subscribe(user_id, message, sid, link_session_id=None):
 
 def unsubscribe(user_id, message, sid, link_session_id=None):
     session = access.session_for_reader(user_id, link_session_id, message["sessionId"])
-    current_services().delivery.unsubscribe(sid, session.id)
-    outbound.leave_session(sid, session.id)
+    _unfollow(sid, session.id)
     return ok_reply()
 
 

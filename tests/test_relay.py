@@ -2,7 +2,7 @@
 
 import time
 
-from app import commands, db, relay
+from app import commands, current_services, db, relay
 from app.models import Command
 from tests.sockets import chunk
 
@@ -92,3 +92,15 @@ def test_a_finished_command_never_moves_back(app, seed, sockets):
         assert not commands.move(row, "running")
         assert not commands.move(row, "failed")
         assert row.state == "done"
+
+
+def test_the_access_watch_keeps_the_follow_of_a_session_still_being_created(app, seed, sockets):
+    """execute_command follows its new session before the commit that creates it. The access
+    watch, running in between (on PostgreSQL under gevent its queries let other tasks run), took
+    that follow away: the sender then got nothing of its command (seen on CI)."""
+    browser = sockets.browser(seed)
+    delivery = current_services(app).delivery
+    with app.app_context():
+        delivery.follow_from(browser.sid, "created-by-a-commit-under-way", 0)
+        current_services(app).web_namespace.cut_off_lost_access()
+    assert (browser.sid, "created-by-a-commit-under-way") in delivery.follows()
