@@ -27,6 +27,18 @@ SERVER_ID = secrets.token_hex(8)
 
 def create_app(config_class=Config, async_mode="threading"):
     """Build the app. `flask run` uses threading; `python wsgi.py` passes eventlet or gevent."""
+    app = _web_app(config_class)
+    attach_realtime(app, async_mode)
+    if app.config["AUTO_MIGRATE"]:
+        with app.app_context():
+            _create_tables()
+    if app.config["SERVICES_AUTOSTART"]:
+        app.extensions["tether"].start()
+    return app
+
+
+def _web_app(config_class):
+    """Flask with the database, logins, CSRF and the pages: what serves plain HTTP."""
     app = Flask(
         __name__,
         instance_path=str(INSTANCE_DIR),
@@ -47,12 +59,6 @@ def create_app(config_class=Config, async_mode="threading"):
     migrate.init_app(app, db)
     login.init_app(app)
     csrf.init_app(app)
-    _init_socketio(app, async_mode)
-    app.wsgi_app = _without_websocket_compression(app.wsgi_app)
-    if app.config["PROXY_COUNT"]:
-        # Outermost, so that Socket.IO's origin check sees the forwarded host and scheme too.
-        count = app.config["PROXY_COUNT"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
     from app import agent_dist, auth, cli, install, main, notifications, security
 
@@ -63,13 +69,30 @@ def create_app(config_class=Config, async_mode="threading"):
     agent_dist.init_app(app)
     cli.register(app)
     security.init_app(app)
-
-    if app.config["AUTO_MIGRATE"]:
-        with app.app_context():
-            _create_tables()
-    if app.config["SERVICES_AUTOSTART"]:
-        app.extensions["tether"].start()
+    app.extensions["tether_flask_wsgi"] = app.wsgi_app
     return app
+
+
+def attach_realtime(app, async_mode="threading"):
+    """Socket.IO with its namespaces, the WSGI middleware in front of it, and new background
+    services (not started), all read from the app's configuration as it is now.
+
+    create_app calls it once. Calling it again gives the app a new Socket.IO server and new
+    services with nothing in memory, on the same Flask app and database engine: the unit tests
+    reuse one app per process that way, since building the Flask side (Werkzeug compiling the
+    routes, SQLAlchemy its statements for a new engine) costs more than most tests.
+    """
+    from app.security import PollingPostGuard
+
+    app.wsgi_app = app.extensions["tether_flask_wsgi"]
+    _init_socketio(app, async_mode)
+    app.wsgi_app = _without_websocket_compression(app.wsgi_app)
+    if app.config["PROXY_COUNT"]:
+        # So that Socket.IO's origin check sees the forwarded host and scheme too.
+        count = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+    # Outermost: it answers polling requests Engine.IO would choke on before anything reads them.
+    app.wsgi_app = PollingPostGuard(app.wsgi_app, app.config["MAX_TRANSPORT_BYTES"])
 
 
 def _init_socketio(app, async_mode):

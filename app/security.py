@@ -22,8 +22,7 @@ CLIENT_POLL_PACKETS = frozenset("134b")
 
 
 def init_app(app):
-    # Outermost, in front of Socket.IO's middleware (create_app wraps that one first).
-    app.wsgi_app = PollingPostGuard(app.wsgi_app, app.config["MAX_TRANSPORT_BYTES"])
+    # PollingPostGuard (below) is put in front of Socket.IO's middleware by attach_realtime.
     app.after_request(_security_headers)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)

@@ -1,6 +1,7 @@
 """Configuration: the app factory, TETHER_* variables, the secret key and the production guard."""
 
 import importlib.util
+import inspect
 import os
 import stat
 import subprocess
@@ -10,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 import config
-from app import create_app, db
+from app import attach_realtime, create_app, current_services, db, socketio
 from config import Config, TestingConfig
 from tests.harness import ROOT
 
@@ -90,6 +91,32 @@ def test_create_app_with_testing_config_builds_a_ready_app():
         assert {"/login", "/logout", "/", "/projects/<project_id>"} <= routes
         assert {"users", "agents", "projects"} <= set(app.cli.commands)
     finally:
+        dispose(app)
+
+
+def wsgi_chain(app):
+    """The names of the WSGI layers in front of Flask's own wsgi_app, outermost first."""
+    names, layer = [], app.wsgi_app
+    while not inspect.ismethod(layer):  # Flask's wsgi_app, bound to the app, is the innermost
+        names.append(getattr(layer, "__name__", type(layer).__name__))
+        if inspect.isfunction(layer):  # a closure around the next layer
+            layer = layer.__closure__[0].cell_contents
+        else:
+            layer = getattr(layer, "wsgi_app", None) or layer.app  # ProxyFix calls it `app`
+    return names
+
+
+def test_attaching_the_realtime_side_again_renews_it_and_nests_nothing(database_url):
+    app = make_app(database_url, SECRET_KEY="k", TESTING=True)
+    try:
+        services, server = current_services(app), socketio.server
+        assert wsgi_chain(app) == ["PollingPostGuard", "app", "_SocketIOMiddleware"]
+        app.config["PROXY_COUNT"] = 1  # attach_realtime reads the configuration as it is now
+        attach_realtime(app)
+        assert current_services(app) is not services and socketio.server is not server
+        assert wsgi_chain(app) == ["PollingPostGuard", "ProxyFix", "app", "_SocketIOMiddleware"]
+    finally:
+        current_services(app).stop()
         dispose(app)
 
 
