@@ -17,10 +17,10 @@ from app import current_services, db
 from app.accounts import create_agent, create_project
 from app.models import ChatSession, Chunk, Command, User
 from config import TestingConfig
-from tests.databases import Databases
+from tests.databases import Databases, on_postgresql
 from tests.harness import ASYNC_MODE, AgentProcess, ServerProcess, WebClient
-from tests.lanes import starts
-from tests.sockets import Sockets, app_with
+from tests.lanes import lane_of, starts
+from tests.sockets import ReusableApp, Sockets, app_with
 
 pytest_plugins = ["tests.lanes", "tests.claude_fixtures", "tests.push_service", "pytester"]
 
@@ -52,9 +52,24 @@ def databases(tmp_path_factory):
     made.close()
 
 
+@pytest.fixture(scope="session")
+def reusable(databases, tmp_path_factory):
+    """The app the unit tests share on SQLite (tests/sockets.py: ReusableApp)."""
+    return ReusableApp(databases.sqlite_template_path(), str(tmp_path_factory.mktemp("reused")))
+
+
+def shares_the_app(request):
+    """Unit tests on SQLite share one app; a test that starts processes, or runs on
+    PostgreSQL, gets a database and an app of its own."""
+    return not on_postgresql() and lane_of(request.node) is None
+
+
 @pytest.fixture
-def database_url(databases, tmp_path):
+def database_url(request, databases, tmp_path):
     """A fresh database for one test, with the current schema in it."""
+    if shares_the_app(request):
+        yield request.getfixturevalue("reusable").reset_database()
+        return
     with databases.fresh(str(tmp_path)) as url:
         yield url
 

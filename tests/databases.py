@@ -94,7 +94,7 @@ class Databases:
         if not (on_postgresql() if postgresql is None else postgresql):
             path = os.path.join(folder, "tether.sqlite3" if schema else "empty.sqlite3")
             if schema:
-                shutil.copyfile(self._sqlite_template(), path)
+                shutil.copyfile(self.sqlite_template_path(), path)
             yield f"sqlite:///{path}"
             return
         name = f"tether_test_{uuid.uuid4().hex[:12]}"
@@ -105,7 +105,8 @@ class Databases:
         finally:
             self.dropper.drop(name)
 
-    def _sqlite_template(self):
+    def sqlite_template_path(self):
+        """The migrated SQLite file that every fresh SQLite database is a copy of."""
         if self.sqlite_template is None:
             path = os.path.join(self.base_dir, "template.sqlite3")
             migrate(f"sqlite:///{path}")

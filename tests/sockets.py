@@ -5,9 +5,12 @@ namespaces, the `inbound` wrapper, the relay and the database, only without a
 network in between.
 """
 
+import contextlib
+import os
+import sqlite3
 from contextlib import contextmanager
 
-from app import create_app, current_services, db, socketio
+from app import attach_realtime, create_app, current_services, db, socketio
 from config import TestingConfig, sqlalchemy_url
 from protocol import ERROR_CODES as ALL_ERROR_CODES
 from protocol import PROTOCOL_VERSION
@@ -19,17 +22,90 @@ ERROR_CODES = set(ALL_ERROR_CODES) - {"interrupted", "agent_lost", "claude_error
 
 @contextmanager
 def app_with(database_url, **settings):
-    """The app on `database_url` with TestingConfig plus `settings`."""
-    config = type("Config", (TestingConfig,), {"SQLALCHEMY_DATABASE_URI": sqlalchemy_url(database_url)})
-    for key, value in settings.items():
-        setattr(config, key, value)
-    app = create_app(config)
+    """The app on `database_url` with TestingConfig plus `settings`: the process's reusable app
+    when `database_url` is its database (a unit test on SQLite), otherwise a new one."""
+    reusable = REUSABLE.get(database_url)
+    if reusable is not None and not reusable.in_use and reusable.can_take(settings):
+        with reusable.use(**settings) as app:
+            yield app
+        return
+    app = _testing_app(database_url, **settings)
     current_services(app).start()
     yield app
     current_services(app).stop()
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+REUSABLE = {}  # database URL -> the ReusableApp on it
+
+
+class ReusableApp:
+    """One testing app per pytest process on one SQLite file, for the unit tests.
+
+    Building an app costs ~25 ms, most of it Werkzeug compiling the routes and SQLAlchemy
+    compiling statements again for a new engine: more than most unit tests take. Each test
+    that can share gets the file reset to the migrated template, the configuration as it
+    was made, none of the extensions made since (throttles), and a new Socket.IO server with
+    new services (`attach_realtime`), so nothing in memory passes from one test to the next.
+    """
+
+    def __init__(self, template, folder):
+        self.template = template
+        self.path = os.path.join(folder, "reused.sqlite3")
+        self.url = f"sqlite:///{self.path}"
+        self.app = None
+        self.in_use = False
+        REUSABLE[self.url] = self
+
+    def reset_database(self):
+        """The file as the template holds it, through SQLite's backup: a connection still open
+        (a thread of the last test's, or the app's pool) sees the new content, nothing breaks."""
+        if self.app is not None:
+            with self.app.app_context():
+                db.session.remove()
+        source, target = sqlite3.connect(self.template), sqlite3.connect(self.path)
+        with contextlib.closing(source), contextlib.closing(target):
+            source.backup(target)
+        return self.url
+
+    @staticmethod
+    def can_take(settings):
+        """Settings read when a request or a socket comes, or by `attach_realtime`, can change on
+        a reused app; the database engine's cannot."""
+        return not any(name.startswith("SQLALCHEMY_") for name in settings)
+
+    @contextmanager
+    def use(self, **settings):
+        if self.app is None:
+            self.app = _testing_app(self.url, AUTO_MIGRATE=False)
+            self.config = dict(self.app.config)
+            self.extensions = set(self.app.extensions)
+        self._renew(settings)
+        current_services(self.app).start()
+        self.in_use = True
+        try:
+            yield self.app
+        finally:
+            self.in_use = False
+            current_services(self.app).stop()
+            with self.app.app_context():
+                db.session.remove()
+
+    def _renew(self, settings):
+        self.app.config.clear()
+        self.app.config.update({**self.config, "AUTO_MIGRATE": False, **settings})
+        for name in set(self.app.extensions) - self.extensions:
+            del self.app.extensions[name]
+        attach_realtime(self.app)
+
+
+def _testing_app(database_url, **settings):
+    config = type("Config", (TestingConfig,), {"SQLALCHEMY_DATABASE_URI": sqlalchemy_url(database_url)})
+    for key, value in settings.items():
+        setattr(config, key, value)
+    return create_app(config)
 
 
 class Socket:
