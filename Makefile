@@ -28,7 +28,7 @@ test: $(VENV)/.installed
 ## The unit tests: every test that starts no process (no server, agent, Claude Code, flask or
 ## Chromium), in three workers (their waits overlap); 31 to 35 s on two idle cores (986 tests).
 test-fast: $(VENV)/.installed
-	$(BIN)/pytest -q -n 3 -m "not integration and not browser"
+	TETHER_FUZZ_SCALE=0.2 $(BIN)/pytest -q -n 3 -m "not integration and not browser"
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

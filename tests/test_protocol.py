@@ -21,6 +21,7 @@ from protocol import (
     ok_reply,
 )
 from protocol.schemas import MAX_CHUNK_CHARS, MAX_COMMAND_CHARS, _plain_chunk
+from tests.fuzzing import examples
 
 # One valid message per (audience, event), with every optional field filled in.
 EXAMPLES = {
@@ -471,7 +472,7 @@ _chunks = st.dictionaries(
 ).map(lambda fields: {**make_message("server", Events.COMMAND_RESPONSE, error=None), **fields})
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=examples(1000), deadline=None)
 @given(payload=_chunks)
 def test_what_the_plain_chunk_check_accepts_the_schema_loads_the_same(payload):
     fast = _plain_chunk(payload)

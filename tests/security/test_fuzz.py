@@ -18,15 +18,15 @@ from hypothesis import strategies as st
 
 from protocol import ProtocolError, load
 from tests.conftest import make_seed
+from tests.fuzzing import examples
 from tests.harness import WebClient
 from tests.security.live import RawSocket, ScriptedAgent
 from tests.sockets import ERROR_CODES, Sockets, app_with, chunk
 
 WEB_EVENTS = ("execute_command", "subscribe", "unsubscribe", "cancel_command", "permission_response")
 AGENT_EVENTS = ("command_response", "permission_request", "agent_heartbeat")
-EXAMPLES = 150
 FUZZ = settings(
-    max_examples=EXAMPLES,
+    max_examples=examples(150),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -268,7 +268,7 @@ def test_after_the_fuzz_a_normal_command_still_runs_end_to_end(arena):
     web = st.sampled_from(WEB_EVENTS).flatmap(lambda e: st.tuples(st.just(e), malformed(e)))
     agent = st.sampled_from(AGENT_EVENTS).flatmap(lambda e: st.tuples(st.just(e), shaped(arena, e)))
 
-    @settings(FUZZ, max_examples=100)
+    @settings(FUZZ, max_examples=examples(100))
     @given(web=web, agent=agent)
     def fuzz(web, agent):
         arena.browser.call(*web)
@@ -345,7 +345,7 @@ def test_fuzzed_web_events_through_a_real_server(server, seed, event):
     raw = RawSocket(server.url, WebClient(server.url, seed.username, seed.password).http)
     raw.join("/web")
 
-    @settings(FUZZ, max_examples=40)
+    @settings(FUZZ, max_examples=examples(40))
     @given(payload=st.one_of(malformed_json(event), st.just({"type": event})))
     def fuzz(payload):
         reply = raw.call("/web", event, json.loads(json.dumps(payload)))

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from app import accounts, db
 from app.models import ChatSession, Project
 from tests.conftest import PASSWORD, make_seed, make_user
+from tests.fuzzing import examples
 from tests.sockets import ERROR_CODES, Sockets, app_with, assert_refused
 
 EVENTS = ("list_files", "read_file", "git_changes")
@@ -113,7 +114,9 @@ def test_an_agent_that_goes_away_mid_request_is_answered_agent_offline(people, h
     assert "went offline" in reply["error"]["message"]
 
 
-FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=examples(150), deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
 
 
 @pytest.mark.parametrize("event", EVENTS)
