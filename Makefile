@@ -26,7 +26,8 @@ test: $(VENV)/.installed
 	$(BIN)/python -m tests.run_all
 
 ## The unit tests: every test that starts no process (no server, agent, Claude Code, flask or
-## Chromium), in three workers (their waits overlap); 31 to 35 s on two idle cores (986 tests).
+## Chromium), in three workers (their waits overlap), one reused app per worker and a fifth of the
+## property tests' examples (tests/fuzzing.py); about 30 s on two idle cores (984 tests).
 test-fast: $(VENV)/.installed
 	TETHER_FUZZ_SCALE=0.2 $(BIN)/pytest -q -n 3 -m "not integration and not browser"
 
