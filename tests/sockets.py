@@ -62,9 +62,6 @@ class ReusableApp:
     def reset_database(self):
         """The file as the template holds it, through SQLite's backup: a connection still open
         (a thread of the last test's, or the app's pool) sees the new content, nothing breaks."""
-        if self.app is not None:
-            with self.app.app_context():
-                db.session.remove()
         source, target = sqlite3.connect(self.template), sqlite3.connect(self.path)
         with contextlib.closing(source), contextlib.closing(target):
             source.backup(target)
@@ -95,7 +92,7 @@ class ReusableApp:
 
     def _renew(self, settings):
         self.app.config.clear()
-        self.app.config.update({**self.config, "AUTO_MIGRATE": False, **settings})
+        self.app.config.update({**self.config, **settings})
         for name in set(self.app.extensions) - self.extensions:
             del self.app.extensions[name]
         attach_realtime(self.app)
