@@ -82,17 +82,15 @@ def attach_realtime(app, async_mode="threading"):
     reuse one app per process that way, since building the Flask side (Werkzeug compiling the
     routes, SQLAlchemy its statements for a new engine) costs more than most tests.
     """
-    from app.security import PollingPostGuard
+    from app.entry import WSGIEntry
 
-    app.wsgi_app = app.extensions["tether_flask_wsgi"]
     _init_socketio(app, async_mode)
-    app.wsgi_app = _without_websocket_compression(app.wsgi_app)
+    # In place of the middleware Flask-SocketIO put in front of Flask (app/entry.py says why).
+    app.wsgi_app = WSGIEntry(app, socketio.server, app.config["MAX_TRANSPORT_BYTES"])
     if app.config["PROXY_COUNT"]:
         # So that Socket.IO's origin check sees the forwarded host and scheme too.
         count = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
-    # Outermost: it answers polling requests Engine.IO would choke on before anything reads them.
-    app.wsgi_app = PollingPostGuard(app.wsgi_app, app.config["MAX_TRANSPORT_BYTES"])
 
 
 def _init_socketio(app, async_mode):
@@ -155,23 +153,6 @@ def _tune_sqlite(engine):
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
-
-
-def _without_websocket_compression(wsgi_app):
-    """Refuse permessage-deflate on Socket.IO connections.
-
-    Browsers always offer it and both eventlet and simple-websocket accept it,
-    but it compresses every message once per socket: with 100 browsers on a
-    session the fan-out rate fell to 0.4x (bench/, docs/performance.md). Our
-    messages are small JSON; the CPU is worth more than the bytes.
-    """
-
-    def app(environ, start_response):
-        if environ.get("PATH_INFO", "").startswith("/socket.io"):
-            environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
-        return wsgi_app(environ, start_response)
-
-    return app
 
 
 def _allowed_origins(app):

@@ -22,7 +22,7 @@ CLIENT_POLL_PACKETS = frozenset("134b")
 
 
 def init_app(app):
-    # PollingPostGuard (below) is put in front of Socket.IO's middleware by attach_realtime.
+    # Socket.IO's own requests never reach Flask: app/entry.py checks them (polling_post_refusal, below).
     app.after_request(_security_headers)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
@@ -44,41 +44,27 @@ def _security_headers(response):
     return response
 
 
-class PollingPostGuard:
-    """Answers an Engine.IO long-polling POST that Engine.IO would choke on, before it sees it.
+def polling_post_refusal(environ, limit):
+    """How to answer an Engine.IO long-polling POST before Engine.IO sees it; None lets it through.
 
     python-engineio (4.x) answers a POST that is too large or holds a packet a
     client may not send by closing the session and waiting for its send queue
     to drain, which only the client's next poll does: without one the request
     hangs for ever, holding its connection. Opening a polling session needs no
-    login, so anybody could pile up such connections.
+    login, so anybody could pile up such connections. app/entry.py asks this of
+    every POST to the Socket.IO path.
     """
-
-    def __init__(self, wsgi_app, limit, prefix="/socket.io/"):
-        self.wsgi_app = wsgi_app
-        self.limit = limit
-        self.prefix = prefix
-
-    def __call__(self, environ, start_response):
-        if environ.get("REQUEST_METHOD") == "POST" and environ.get("PATH_INFO", "").startswith(self.prefix):
-            refusal = self._check(environ)
-            if refusal:
-                start_response(refusal, [("Content-Type", "text/plain"), ("Connection", "close")])
-                return [refusal.encode()]
-        return self.wsgi_app(environ, start_response)
-
-    def _check(self, environ):
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return "400 Bad Request"
-        if length > self.limit:
-            return "413 Payload Too Large"
-        body = environ["wsgi.input"].read(length) if length > 0 else b""
-        environ["wsgi.input"] = io.BytesIO(body)
-        if any(packet[:1].decode("latin-1") not in CLIENT_POLL_PACKETS for packet in body.split(b"\x1e")):
-            return "400 Bad Request"
-        return None
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return "400 Bad Request"
+    if length > limit:
+        return "413 Payload Too Large"
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    if any(packet[:1].decode("latin-1") not in CLIENT_POLL_PACKETS for packet in body.split(b"\x1e")):
+        return "400 Bad Request"
+    return None
 
 
 def _wants_json():
