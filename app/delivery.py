@@ -48,6 +48,13 @@ class Subscription:
         # in storage already, and the replay's last page takes them.
         self.replaying = False
         self.lock = threading.Lock()
+        self._outlet = None
+
+    def outlet(self):
+        """The socket's send queue (transport.Outlet), found on first use; None if it is gone."""
+        if self._outlet is None:
+            self._outlet = transport.Outlet.of(self.sid, WEB_NAMESPACE)
+        return self._outlet
 
 
 class SessionDelivery:
@@ -98,7 +105,7 @@ class SessionDelivery:
         subscription.replaying = True
         try:
             while True:
-                room = self._room_in_queue(subscription.sid)
+                room = self._room_in_queue(subscription)
                 if room is None:
                     return subscription.cursor
                 with subscription.lock:
@@ -191,7 +198,7 @@ class SessionDelivery:
                         seq - 1,
                     )
                     self._catch_up(subscription, upto=seq - 1)
-                if seq == subscription.cursor + 1 and self._send(subscription.sid, packets):
+                if seq == subscription.cursor + 1 and self._send(subscription, packets):
                     subscription.cursor = seq
 
     def _catch_up(self, subscription, upto=None):
@@ -209,26 +216,27 @@ class SessionDelivery:
             results, last_seq = stored_results(subscription.session_id, subscription.cursor, upto, page)
         for message in results:
             packets = transport.encode_event(WEB_NAMESPACE, Events.COMMAND_RESULT, message)
-            if not self._send(subscription.sid, packets, cut_off_when_full=not replay):
+            if not self._send(subscription, packets, cut_off_when_full=not replay):
                 return last_seq, False
             subscription.cursor = message["seq"]
         return last_seq, len(results) == page
 
-    def _send(self, sid, packets, cut_off_when_full=True):
-        """Queue packets for one socket; a socket that is not reading gets cut off.
+    def _send(self, subscription, packets, cut_off_when_full=True):
+        """Queue packets for one subscriber's socket; a socket that is not reading gets cut off.
 
         The browser reconnects and catches up from storage by seq, so dropping a
         stuck socket loses nothing and keeps this process's memory bounded.
         """
-        waiting = transport.waiting(sid, WEB_NAMESPACE)
+        outlet = subscription.outlet()
+        waiting = outlet and outlet.waiting()
         if waiting is None:
             return False
         if cut_off_when_full and self._over(waiting):
-            self._cut(sid, "is not reading")
+            self._cut(subscription.sid, "is not reading")
             return False
-        return transport.send_encoded(sid, WEB_NAMESPACE, packets)
+        return outlet.send(packets)
 
-    def _room_in_queue(self, sid, patience=REPLAY_PATIENCE):
+    def _room_in_queue(self, subscription, patience=REPLAY_PATIENCE):
         """How many packets a replay may add to the socket's queue: it fills at most half of it
         (in packets and in bytes), so the other half stays for live results.
 
@@ -238,14 +246,15 @@ class SessionDelivery:
         half = max(1, self.app.config["MAX_SEND_QUEUE"] // 2)
         waited = 0.0
         while waited < patience:
-            waiting = transport.waiting(sid, WEB_NAMESPACE)
+            outlet = subscription.outlet()
+            waiting = outlet and outlet.waiting()
             if waiting is None:
                 return None
             if not self._over(waiting, share=0.5):
                 return max(1, half - waiting[0])
             socketio.sleep(REPLAY_POLL)
             waited += REPLAY_POLL
-        self._cut(sid, f"read nothing for {patience:.0f} s of replay")
+        self._cut(subscription.sid, f"read nothing for {patience:.0f} s of replay")
         return None
 
     def _cut(self, sid, why):

@@ -1,4 +1,4 @@
-"""Large WebSocket messages without stopping the server: unmasking and UTF-8 checks at C speed.
+"""WebSocket speed-ups: large messages at C speed, and a socket's queued messages in one write.
 
 gevent-websocket and eventlet unmask every frame a client sends byte by byte in
 Python, and gevent-websocket checks a text frame's UTF-8 the same way (twice: per
@@ -10,13 +10,23 @@ holding 1 MiB of text) made that seconds. `install(async_mode)` swaps those
 functions for ones that do the same work through `bytes.translate` and the codecs
 module; simple-websocket (threading mode) already works that way (wsproto).
 
+Under gevent, also: Engine.IO's WebSocket writer takes every packet waiting in a
+socket's queue at once (`Socket.poll`) and then writes them one frame, one
+`sendall`, at a time; gevent's Python-level send path was half of the server's CPU
+with 100 browsers on a session, and a writer that fell behind found 20 packets or
+more waiting in most polls (bench/, docs/performance.md). `install("gevent")` makes
+such a poll hand the writer one batch, which goes out as the same frames in one
+write (`FRAME_BATCH_BYTES` at most per write).
+
 The swapped functions are named in INTERNALS; tests/test_websocket_speedups.py
 checks that the libraries still have them and that the replacements give the same
-results as the originals.
+results (and the same bytes on the wire) as the originals.
 """
 
 import codecs
+import functools
 import importlib
+import struct
 
 # One translation table per mask byte: table[k][b] == b ^ k.
 _XOR = [bytes(value ^ key for value in range(256)) for key in range(256)]
@@ -27,6 +37,8 @@ INTERNALS = {
         ("geventwebsocket.websocket", "Header", "mask_payload"),
         ("geventwebsocket.websocket", "Header", "unmask_payload"),
         ("geventwebsocket.websocket", None, "Utf8Validator"),
+        ("engineio.socket", "Socket", "poll"),
+        ("engineio.async_drivers.gevent", "WebSocketWSGI", "send"),
     ),
     "eventlet": (("eventlet.websocket", "RFC6455WebSocket", "_apply_mask"),),
 }
@@ -73,10 +85,110 @@ class Utf8Validator:
         return True, not pending, len(chunk), self._total
 
 
+# A writer's batch is written in pieces of about this size: one write for what small
+# messages are waiting, no copy of a whole backlog of large ones.
+FRAME_BATCH_BYTES = 256 * 1024
+
+
+class FrameBatch:
+    """The packets one poll of a WebSocket's send queue returned, for one write.
+
+    Engine.IO's writer sends `packet.encode()` for each packet it polled; for a batch
+    that is the batch itself, which the patched `send` recognises.
+    """
+
+    __slots__ = ("packets",)
+
+    def __init__(self, packets):
+        self.packets = packets
+
+    def encode(self):
+        return self
+
+
+def frame(message):
+    """`message` as one final, unmasked RFC 6455 frame: text for str, binary for bytes, as
+    gevent-websocket frames it (tests compare the bytes)."""
+    if isinstance(message, str):
+        first, payload = 0x81, message.encode("utf-8")
+    else:
+        first, payload = 0x82, bytes(message)
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", first, length)
+    elif length < 0x10000:
+        header = struct.pack("!BBH", first, 126, length)
+    else:
+        header = struct.pack("!BBQ", first, 127, length)
+    return header + payload
+
+
+def _frame_of(packet):
+    """A packet's frame, made once: delivery queues the same packet for every subscriber."""
+    framed = packet.__dict__.get("_websocket_frame")
+    if framed is None:
+        framed = packet._websocket_frame = frame(packet.encode())
+    return framed
+
+
+def write_frames(websocket, frames):
+    """Write frames to a gevent-websocket WebSocket, one after the other, in few writes."""
+    from geventwebsocket.exceptions import WebSocketError
+
+    if websocket.closed:
+        raise WebSocketError("Connection is already closed")
+    pending, size = [], 0
+    for framed in frames:
+        pending.append(framed)
+        size += len(framed)
+        if size >= FRAME_BATCH_BYTES:
+            websocket.raw_write(b"".join(pending))
+            pending, size = [], 0
+    if pending:
+        websocket.raw_write(b"".join(pending))
+
+
+def _batching_poll(poll):
+    @functools.wraps(poll)
+    def batching_poll(socket):
+        packets = poll(socket)
+        # Once upgraded, only the WebSocket writer polls (a late long-polling GET gets a NOOP);
+        # only gevent's WebSocket (patched below) knows a batch.
+        if len(packets) > 1 and socket.upgraded and socket.server.async_mode == "gevent":
+            return [FrameBatch(packets)]
+        return packets
+
+    return batching_poll
+
+
+def _batch_sending(send):
+    @functools.wraps(send)
+    def batch_sending(wsgi_websocket, message):
+        if type(message) is FrameBatch:
+            return write_frames(wsgi_websocket._sock, [_frame_of(packet) for packet in message.packets])
+        return send(wsgi_websocket, message)
+
+    return batch_sending
+
+
 def _replacements(async_mode):
     if async_mode == "gevent":
-        return (_gevent_mask_payload, _gevent_mask_payload, Utf8Validator)
+        from engineio.async_drivers.gevent import WebSocketWSGI
+        from engineio.socket import Socket
+
+        return (
+            _gevent_mask_payload,
+            _gevent_mask_payload,
+            Utf8Validator,
+            _batching_poll(_original(Socket.poll)),
+            _batch_sending(_original(WebSocketWSGI.send)),
+        )
     return (staticmethod(_eventlet_apply_mask),)
+
+
+def _original(function):
+    """The library's own function, even if `install` ran before (it may run once per app)."""
+    return getattr(function, "__wrapped__", function)
 
 
 def missing_internals(async_mode):

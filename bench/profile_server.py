@@ -1,7 +1,7 @@
 """Where the server's CPU goes per stored chunk: py-spy samples a Tether server during a paced stream.
 
     .venv/bin/python bench/profile_server.py [--mode gevent] [--rate 200] [--duration 10]
-        [--browsers 1] [--burst] [--out bench/results/profile.txt]
+        [--browsers 1] [--burst] [--hz 100] [--out bench/results/profile.txt]
 
 Starts a Tether server (as `python wsgi.py` runs, SQLite), a raw producer speaking
 the /agent protocol and N browsers, and records the server with `py-spy record`
@@ -47,6 +47,7 @@ def parse_args(argv):
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--browsers", type=int, default=1)
     parser.add_argument("--burst", action="store_true", help="as fast as acknowledgements allow")
+    parser.add_argument("--hz", type=int, default=100, help="py-spy's samples per second")
     parser.add_argument("--out", default=os.path.join(common.BENCH, "results", "profile-server.txt"))
     return parser.parse_args(argv)
 
@@ -62,6 +63,7 @@ def main(argv=None):
     server = common.Server("tether", options.mode, workdir, **extra).start()
     raw = workdir.file("samples.txt")
     record = [spy, "record", "--pid", str(server.pid), "--format", "raw", "--output", raw, "--nonblocking"]
+    record += ["--rate", str(options.hz)]
     record += ["--duration", str(int(options.duration + 2))]
     try:
         sampler = subprocess.Popen(record, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

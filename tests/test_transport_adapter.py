@@ -38,6 +38,5 @@ def test_result_emits_reach_the_delivery_hook_and_nothing_else_does(app):
     assert seen == [{"seq": 7}]
 
 
-def test_a_socket_that_is_gone_has_no_queue_and_takes_no_packets(app):
-    assert transport.waiting("no-such-sid", WEB_NAMESPACE) is None
-    assert transport.send_encoded("no-such-sid", WEB_NAMESPACE, []) is False
+def test_a_socket_that_is_not_connected_has_no_outlet(app):
+    assert transport.Outlet.of("no-such-sid", WEB_NAMESPACE) is None
