@@ -178,6 +178,7 @@ _TAKE_SEQS = (
     .values(last_seq=SESSIONS.c.last_seq + bindparam("count"), updated_at=bindparam("now"))
     .returning(SESSIONS.c.last_seq)
 )
+_INSERT = insert(CHUNKS)
 _SAVE = (
     update(COMMANDS)
     .where(COMMANDS.c.id == bindparam("command_id"))
@@ -209,7 +210,7 @@ def write_chunks(batch):
         row for session_id, chunks in by_session.items() for row in _number(connection, session_id, chunks)
     ]
     if rows:
-        connection.execute(insert(CHUNKS), rows)
+        connection.execute(_INSERT, rows)
     results = [
         messages.command_result(
             r["session_id"], r["command_id"], r["seq"], r["response"], r["status"], r["event"], r["error"]
