@@ -165,7 +165,10 @@ def _batch_sending(send):
     @functools.wraps(send)
     def batch_sending(wsgi_websocket, message):
         if type(message) is FrameBatch:
-            return write_frames(wsgi_websocket._sock, [_frame_of(packet) for packet in message.packets])
+            # Engine.IO's writer keeps its last packet while it waits for the next poll (an idle
+            # socket's, for as long as it is idle): the batch lets go of what it held, ~1 KB.
+            packets, message.packets = message.packets, ()
+            return write_frames(wsgi_websocket._sock, [_frame_of(packet) for packet in packets])
         return send(wsgi_websocket, message)
 
     return batch_sending

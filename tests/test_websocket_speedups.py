@@ -167,3 +167,18 @@ def test_a_packet_is_framed_once_for_all_the_sockets_it_goes_to():
     framed = websocket_speedups._frame_of(shared)
     assert framed == websocket_speedups.frame(shared.encode())
     assert websocket_speedups._frame_of(shared) is framed
+
+
+def test_a_sent_batch_lets_go_of_its_packets():
+    """Engine.IO's writer keeps its last batch while it waits for the next: it must be empty."""
+    from types import SimpleNamespace
+
+    from engineio import packet
+    from geventwebsocket.websocket import WebSocket
+
+    stream = CapturedStream()
+    wsgi_websocket = SimpleNamespace(_sock=WebSocket({}, stream, None))
+    batch = websocket_speedups.FrameBatch([packet.Packet(packet.MESSAGE, data=f"m{n}") for n in range(2)])
+    websocket_speedups._batch_sending(send=None)(wsgi_websocket, batch)
+    assert stream.written == [websocket_speedups.frame("4m0") + websocket_speedups.frame("4m1")]
+    assert batch.packets == ()
