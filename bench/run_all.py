@@ -140,6 +140,48 @@ def summarise(out):
             "<= 10 ms",
             bool(r.get("p99") is not None and r["p99"] <= latency.TARGET_MS),
         )
+    for r in _pick(out.get("latency"), target="tether", browsers=1, deflate=0):
+        bare = _pick(out.get("latency"), target="bare", mode=r["mode"], browsers=1, deflate=0)
+        if not bare:
+            continue
+        p50, bare_p50 = r.get("p50"), bare[0].get("p50")
+        over = p50 - bare_p50 if p50 is not None and bare_p50 is not None else None
+        verdict(
+            "p50 at 1 browser, 200 chunks/s, over the bare relay's",
+            r["mode"],
+            f"+{common.fmt(over, 1)} ms",
+            "<= +2 ms",
+            over is not None and over <= 2.0,
+        )
+        x = common.ratio(r.get("server_cpu"), bare[0].get("server_cpu"))
+        verdict(
+            "server CPU per stored chunk vs bare per relayed message (200/s, 1 browser)",
+            r["mode"],
+            f"{common.fmt(x, 2)}x",
+            "<= 2x",
+            x is not None and x <= 2.0,
+        )
+    capacity_rows = out.get("capacity")
+    for r in _pick(capacity_rows, server="tether", config="as shipped"):
+        bare = _pick(capacity_rows, server="bare", mode=r["mode"], target=r["target"], config="as shipped")
+        if r["target"] != max(row["target"] for row in capacity_rows) or not bare:
+            continue
+        connects = common.ratio(r.get("batch_rate"), bare[0].get("batch_rate"))
+        verdict(
+            f"connects/s vs bare ({r['target']:,} idle browsers)",
+            r["mode"],
+            f"{common.fmt(connects, 2)}x",
+            ">= 0.8x",
+            connects is not None and connects >= 0.8,
+        )
+        memory = common.ratio(r.get("kb_per_connection"), bare[0].get("kb_per_connection"))
+        verdict(
+            f"KB per idle connection vs bare ({r['target']:,})",
+            r["mode"],
+            f"{common.fmt(memory, 2)}x",
+            "<= 1.1x",
+            memory is not None and memory <= 1.1,
+        )
     for r in _pick(out.get("capacity"), server="tether"):
         if r["target"] < 5000 or r["config"] == "eventlet default":
             continue
