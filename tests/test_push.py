@@ -2,6 +2,7 @@
 push service stand-in on loopback, one push per event, and the dashboard's live list."""
 
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -265,6 +266,19 @@ def test_a_test_push_is_encrypted_for_the_browser_and_signed_with_the_servers_ke
         "tag": "tether-test",
     }
     assert client.post("/push/test").status_code == 429  # not twice within TEST_EVERY seconds
+
+
+def test_two_test_pushes_on_either_side_of_a_window_s_end_are_one(push_app, seed, service, monkeypatch):
+    """The claim's key changes every TEST_EVERY seconds; a second click just after the change is
+    still within TEST_EVERY seconds of the first, and refused."""
+    subscribe(push_app, seed, service)
+    client = signed_in(push_app, seed)
+    window_end = (time.time() // push.TEST_EVERY + 1) * push.TEST_EVERY
+    monkeypatch.setattr(push.time, "time", lambda: window_end - 0.5)
+    assert client.post("/push/test").status_code == 202
+    monkeypatch.setattr(push.time, "time", lambda: window_end + 0.5)
+    assert client.post("/push/test").status_code == 429
+    service.wait_for(1)
 
 
 def test_an_expired_subscription_is_deleted(push_app, seed, service):
