@@ -84,8 +84,8 @@ BYTES_COUNTED_FROM = 64
 
 class Outlet:
     """One connected socket's send queue, found once and kept (delivery keeps one per
-    subscription) rather than looked up through the server for every packet: with 100
-    browsers on a session that lookup was a fifth of the cost of a delivery."""
+    subscription) rather than looked up through the Socket.IO and Engine.IO servers for
+    every packet to every subscriber."""
 
     __slots__ = ("sid", "namespace", "eio_sid", "_server", "_socket")
 
